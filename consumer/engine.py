@@ -1,0 +1,303 @@
+"""The consume loop: fetch within bounds, schedule by key, commit done prefixes.
+
+``step()`` is one iteration (flow control, fetch, admit, maybe commit) and is
+callable on its own, so the loop's logic runs against an in-memory ``Source``
+in unit tests and against Kafka in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+import structlog
+from aiokafka.errors import KafkaError
+
+from consumer.config import ConsumerSettings
+from consumer.errors import RecordError
+from consumer.events import decode
+from consumer.offsets import OffsetTracker, PartitionOffsets
+from consumer.scheduling import KeyedScheduler
+from consumer.source import Record, Source, TopicPartition
+
+__all__ = ["Engine", "Work"]
+
+
+class Work:
+    """A fetched record on its way through the engine."""
+
+    __slots__ = ("decoded", "key", "offsets", "record", "tp")
+
+    def __init__(self, record: Record, tp: TopicPartition, offsets: PartitionOffsets) -> None:
+        self.record = record
+        self.tp = tp
+        # The tracker state it was admitted under: a record finishing after its partition
+        # was revoked (and maybe re-assigned) must not touch the new owner's state.
+        self.offsets = offsets
+        try:
+            self.decoded: Any = decode(record.value)
+            asset_id = self.decoded.asset_id
+        except RecordError as exc:
+            self.decoded = exc
+            asset_id = None
+        # Same asset -> same queue; undecodable records fall back to the record key, then partition.
+        self.key: str = asset_id or (
+            record.key.decode("utf-8", "replace") if record.key else f"{tp.topic}/{tp.partition}"
+        )
+
+
+class Engine:
+    def __init__(
+        self,
+        source: Source,
+        process: Callable[[Work], Any],
+        settings: ConsumerSettings,
+        log: structlog.typing.FilteringBoundLogger,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._process = process
+        self._settings = settings
+        self._log = log
+        self._clock = clock
+        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._scheduler: KeyedScheduler[Work] = KeyedScheduler(self._run)
+        self._in_flight = 0
+        self._paused: set[TopicPartition] = set()
+        self._revoking: set[TopicPartition] = set()
+        self._wake = asyncio.Event()
+        self._progress: asyncio.Event | None = None
+        self._fetching: asyncio.Task[dict[TopicPartition, Sequence[Record]]] | None = None
+        self._last_commit = clock()
+        self._stopping = False
+
+    # -- observation -------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def paused(self) -> frozenset[TopicPartition]:
+        return frozenset(self._paused)
+
+    def committed(self) -> dict[TopicPartition, int | None]:
+        return {tp: self._tracker[tp].committed for tp in self._tracker.partitions()}
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self._stopping:
+            await self.step()
+
+    def request_stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def step(self) -> None:
+        """One iteration: apply flow control, wait for records or for room, admit, commit."""
+        self._apply_flow_control()
+        if self._fetching is None:
+            room = self._settings.max_in_flight - self._in_flight
+            self._fetching = asyncio.create_task(
+                self._source.fetch(
+                    self._settings.poll_timeout, max(1, min(room, self._settings.fetch_max_records))
+                )
+            )
+        # Racing the fetch against "room was freed" lets a paused partition resume at once
+        # instead of after the poll timeout. The fetch is not cancelled: it stays pending for
+        # the next step, and room only grows meanwhile, so its max_records stays safe.
+        woken = asyncio.create_task(self._wake.wait())
+        await asyncio.wait((self._fetching, woken), return_when=asyncio.FIRST_COMPLETED)
+        woken.cancel()
+        self._wake.clear()
+        if self._fetching.done():
+            fetching, self._fetching = self._fetching, None
+            try:
+                self._admit(fetching.result())
+            except KafkaError as exc:
+                self._log.warning("fetch_failed", error=type(exc).__name__, reason=str(exc))
+        await self._maybe_commit()
+
+    def _apply_flow_control(self) -> None:
+        full = self._in_flight >= self._settings.max_in_flight
+        cap = self._settings.max_pending_per_partition
+        want = {
+            tp
+            for tp in self._tracker.partitions()
+            if full or tp in self._revoking or self._tracker[tp].window >= cap
+        }
+        if want != self._paused:
+            if pause := want - self._paused:
+                self._source.pause(pause)
+            if resume := self._paused - want:
+                self._source.resume(resume)
+            self._paused = want
+
+    def _admit(self, batch: dict[TopicPartition, Sequence[Record]]) -> None:
+        cap = self._settings.max_pending_per_partition
+        for tp, records in batch.items():
+            if tp not in self._tracker or tp in self._revoking or not records:
+                continue  # fetched just before a rebalance took the partition away
+            state = self._tracker[tp]
+            room = min(cap - state.window, self._settings.max_in_flight - self._in_flight)
+            if room < len(records):
+                # Exact bounds: hand the excess back to the broker position, fetch it later.
+                self._source.seek(tp, records[max(room, 0)].offset)
+                records = records[: max(room, 0)]
+            for record in records:
+                state.add(record.offset)
+                self._in_flight += 1
+                work = Work(record, tp, state)
+                self._scheduler.submit(work.key, work)
+
+    async def _run(self, work: Work) -> None:
+        try:
+            await self._process(work)
+        except Exception:
+            # A bug in the pipeline itself: still one outcome, never a silent ack.
+            self._log.exception(
+                "record_processed",
+                topic=work.tp.topic,
+                partition=work.tp.partition,
+                offset=work.record.offset,
+                outcome="failed",
+                handler=None,
+                duration_ms=None,
+                reason="internal error while processing",
+            )
+        self._complete(work)
+
+    def _complete(self, work: Work) -> None:
+        was_full = self._in_flight >= self._settings.max_in_flight
+        self._in_flight -= 1
+        work.offsets.complete(work.record.offset)
+        if was_full or (
+            work.tp in self._paused
+            and work.offsets.window < self._settings.max_pending_per_partition
+        ):
+            self._wake.set()
+        if self._progress is not None:
+            self._progress.set()
+
+    # -- commits -----------------------------------------------------------------------
+
+    async def _maybe_commit(self) -> None:
+        if self._clock() - self._last_commit >= self._settings.commit_interval:
+            await self.commit()
+
+    async def commit(self, partitions: Collection[TopicPartition] | None = None) -> bool:
+        """Commit the done prefix of owned partitions; False if the broker refused."""
+        self._last_commit = self._clock()
+        offsets = self._tracker.to_commit(partitions)
+        if not offsets:
+            return True
+        try:
+            await self._source.commit(offsets)
+        except KafkaError as exc:
+            self._log.warning(
+                "commit_failed",
+                error=type(exc).__name__,
+                reason=str(exc),
+                partitions=sorted(tp.partition for tp in offsets),
+            )
+            return False
+        self._tracker.mark_committed(offsets)
+        self._log.debug(
+            "offsets_committed",
+            offsets={f"{tp.topic}/{tp.partition}": o for tp, o in offsets.items()},
+        )
+        return True
+
+    # -- rebalance ---------------------------------------------------------------------
+
+    async def on_assigned(self, partitions: Collection[TopicPartition]) -> None:
+        for tp in partitions:
+            self._tracker.assign(tp)
+        self._log.info("partitions_assigned", partitions=_names(partitions))
+
+    async def on_revoked(self, partitions: Collection[TopicPartition]) -> None:
+        """Stop taking work from these partitions, let their running work finish (bounded),
+        commit what is done, and forget them: nothing is committed for them afterwards."""
+        revoking = {tp for tp in partitions if tp in self._tracker}
+        if not revoking:
+            return
+        self._revoking |= revoking
+        self._release(
+            self._scheduler.discard_waiting(lambda w: w.tp in revoking), "partition revoked"
+        )
+        drained = await self._wait_for(
+            lambda: all(self._unfinished(tp) == 0 for tp in revoking), self._settings.revoke_timeout
+        )
+        if not drained:
+            self._log.warning(
+                "revoke_timeout",
+                partitions=_names(revoking),
+                still_running=sum(self._unfinished(tp) for tp in revoking),
+                reason="handlers still running; the new owner processes their records again",
+            )
+        await self.commit(revoking)
+        for tp in revoking:
+            self._tracker.forget(tp)
+            self._paused.discard(tp)
+        self._revoking -= revoking
+        self._log.info("partitions_revoked", partitions=_names(revoking))
+
+    def _unfinished(self, tp: TopicPartition) -> int:
+        return sum(1 for w in self._scheduler.running() if w.tp == tp)
+
+    # -- shutdown ----------------------------------------------------------------------
+
+    async def shutdown(self, timeout: float) -> bool:
+        """Stop fetching, drain in-flight work, commit. Returns whether everything drained.
+
+        The commit gets a reserved slice of ``timeout`` so a slow drain cannot starve it,
+        and it is bounded too, so a dead broker cannot hold the exit.
+        """
+        self.request_stop()
+        if self._fetching is not None:
+            self._fetching.cancel()
+            self._fetching = None
+        self._source.pause(self._tracker.partitions())
+        reserve = min(5.0, timeout / 4)
+        drained = await self._wait_for(lambda: self._in_flight == 0, timeout - reserve)
+        if not drained:
+            self._release(await self._scheduler.cancel_all(), "shutdown timeout")
+        try:
+            await asyncio.wait_for(self.commit(), reserve)
+        except TimeoutError:
+            self._log.warning(
+                "commit_failed", reason="broker did not answer before the shutdown timeout"
+            )
+        return drained
+
+    def _release(self, works: list[Work], reason: str) -> None:
+        """Records given up without an outcome: whoever owns the partition next processes them."""
+        self._in_flight -= len(works)
+        for work in works:
+            self._log.info(
+                "record_released",
+                topic=work.tp.topic,
+                partition=work.tp.partition,
+                offset=work.record.offset,
+                reason=reason,
+            )
+
+    async def _wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
+        self._progress = progress = asyncio.Event()
+        try:
+            async with asyncio.timeout(max(timeout, 0)):
+                while not condition():
+                    progress.clear()
+                    await progress.wait()
+        except TimeoutError:
+            return condition()
+        finally:
+            self._progress = None
+        return True
+
+
+def _names(partitions: Collection[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}/{tp.partition}" for tp in partitions)

@@ -1,0 +1,49 @@
+"""The project's exceptions: one small tree, so callers catch by meaning.
+
+ConsumerError
+├── ConfigError          the configuration cannot be used (exit code 2)
+├── HandlerNotFound      a route names a handler that cannot be resolved
+└── RecordError          one record cannot be processed; never stops the consumer
+    ├── InvalidRecord    not JSON, or not a valid event: outcome ``failed``
+    └── IgnoredRecord    valid but carries nothing to handle: outcome ``skipped``
+"""
+
+from __future__ import annotations
+
+
+class ConsumerError(Exception):
+    """Base of every error the daemon raises on purpose."""
+
+
+class ConfigError(ConsumerError):
+    """The configuration is missing, malformed or invalid.
+
+    Messages name the dotted path of the offending key and never carry a value,
+    so they are safe to print even when the key holds a secret.
+    """
+
+
+class HandlerNotFound(ConfigError):
+    """A handler name resolves to nothing callable."""
+
+
+class RecordError(ConsumerError):
+    """A record that cannot become an event; ``reason`` goes to the outcome line."""
+
+    outcome: str = "failed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidRecord(RecordError):
+    """Not JSON, or JSON that does not validate as an event."""
+
+    outcome = "failed"
+
+
+class IgnoredRecord(RecordError):
+    """A well-formed record with no event in it (e.g. an SMN subscription confirmation)."""
+
+    outcome = "skipped"

@@ -1,0 +1,69 @@
+"""The handler interface, and how a handler is found by name.
+
+A handler is any async callable ``(event, ctx) -> Outcome``. A route names its
+handlers by one of:
+
+- a built-in name (``log``);
+- a name registered by an installed package in the entry-point group
+  ``cover_consumer.handlers``;
+- an import path ``package.module:attr``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Protocol
+
+from consumer.errors import HandlerNotFound
+from consumer.events import Event
+from consumer.handlers.context import Clients, Context, RecordMeta
+from consumer.handlers.log import log
+from consumer.outcomes import Outcome
+
+__all__ = ["BUILTINS", "Clients", "Context", "Handler", "RecordMeta", "resolve"]
+
+ENTRY_POINT_GROUP = "cover_consumer.handlers"
+
+
+class Handler(Protocol):
+    async def __call__(self, event: Event, ctx: Context, /) -> Outcome: ...
+
+
+BUILTINS: dict[str, Handler] = {"log": log}
+
+
+def resolve(name: str) -> Handler:
+    """Find the handler a route names; raise :class:`HandlerNotFound` if there is none."""
+    if name in BUILTINS:
+        return BUILTINS[name]
+    if ":" in name:
+        return _checked(name, _import(name))
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        return _checked(name, ep.load())
+    raise HandlerNotFound(
+        f"handler {name!r}: not a built-in ({', '.join(sorted(BUILTINS))}), "
+        f"not in entry-point group {ENTRY_POINT_GROUP!r}, and not a 'package.module:attr' path"
+    )
+
+
+def _import(path: str) -> object:
+    module_name, _, attr = path.partition(":")
+    try:
+        target: object = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise HandlerNotFound(f"handler {path!r}: cannot import {module_name!r}: {exc}") from None
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise HandlerNotFound(f"handler {path!r}: {module_name!r} has no {attr!r}") from None
+    return target
+
+
+def _checked(name: str, target: object) -> Handler:
+    if not callable(target):
+        raise HandlerNotFound(f"handler {name!r}: {target!r} is not callable")
+    handler: Callable[..., object] = target
+    return handler  # type: ignore[return-value]  # shape checked at call time by the runner

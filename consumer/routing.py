@@ -1,0 +1,87 @@
+"""Which handlers an event goes to: an ordered list of routes, first match wins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from consumer.config import MatchSpec, RouteSpec
+from consumer.events import Event
+from consumer.handlers import Handler, resolve
+
+__all__ = ["DEFAULT_ROUTES", "Route", "Router", "Step"]
+
+# Unknown event types and cover types match none of these, so they are skipped with a reason.
+DEFAULT_ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        match=MatchSpec(event_type="coverComplete", cover_type="HEAD_FRAME_COVER"),
+        handlers=["log"],
+    ),
+    RouteSpec(match=MatchSpec(event_type="thumbnailComplete"), handlers=["log"]),
+)
+
+_Signature = tuple[str, str | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    handler: Handler
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A match (``None`` = any; compared case-insensitively) and the handlers it runs in order."""
+
+    event_type: str | None
+    status: str | None
+    cover_type: str | None
+    steps: tuple[Step, ...]
+
+    def matches(self, signature: _Signature) -> bool:
+        event_type, status, cover_type = signature
+        return (
+            (self.event_type is None or self.event_type == event_type)
+            and (self.status is None or self.status == status)
+            and (self.cover_type is None or self.cover_type == cover_type)
+        )
+
+
+class Router:
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = tuple(routes)
+        # Events take few distinct (type, status, cover type) shapes: match each shape once.
+        self._cache: dict[_Signature, Route | None] = {}
+
+    @classmethod
+    def from_specs(
+        cls,
+        specs: Sequence[RouteSpec] | None,
+        resolve_handler: Callable[[str], Handler] = resolve,
+    ) -> Router:
+        """Build from config (``None`` = the default routes); every handler is resolved now,
+        so a typo fails at start-up rather than on the first matching event."""
+        return cls(
+            [
+                Route(
+                    event_type=_folded(spec.match.event_type),
+                    status=_folded(spec.match.status),
+                    cover_type=_folded(spec.match.cover_type),
+                    steps=tuple(Step(name, resolve_handler(name)) for name in spec.handlers),
+                )
+                for spec in (DEFAULT_ROUTES if specs is None else specs)
+            ]
+        )
+
+    def route(self, event: Event) -> Route | None:
+        signature = (event.event_type.lower(), _folded(event.status), _folded(event.cover_type))
+        try:
+            return self._cache[signature]
+        except KeyError:
+            found = next((r for r in self.routes if r.matches(signature)), None)
+            self._cache[signature] = found
+            return found
+
+
+def _folded(value: str | None) -> str | None:
+    return value.lower() if value is not None else None

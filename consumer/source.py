@@ -1,0 +1,102 @@
+"""Where records come from: the ``Source`` contract and its Kafka implementation.
+
+The engine talks only to ``Source``, so one loop iteration runs against an
+in-memory source in unit tests and against aiokafka in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+__all__ = ["KafkaSource", "Record", "Source", "TopicPartition"]
+
+RebalanceCallback = Callable[[Collection[TopicPartition]], Awaitable[None]]
+
+
+class Record(Protocol):
+    """The fields of a Kafka record the daemon reads (aiokafka's ``ConsumerRecord`` has them)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int: ...
+
+
+class Source(Protocol):
+    async def fetch(
+        self, timeout: float, max_records: int
+    ) -> dict[TopicPartition, Sequence[Record]]: ...
+    def assignment(self) -> set[TopicPartition]: ...
+    def pause(self, partitions: Collection[TopicPartition]) -> None: ...
+    def resume(self, partitions: Collection[TopicPartition]) -> None: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, revoked: RebalanceCallback, assigned: RebalanceCallback) -> None:
+        self._revoked = revoked
+        self._assigned = assigned
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        await self._revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        await self._assigned(assigned)
+
+
+class KafkaSource:
+    """A ``Source`` over one ``AIOKafkaConsumer`` subscribed to one topic."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+        self._consumer = consumer
+        self._topic = topic
+
+    async def start(self, on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> None:
+        self._consumer.subscribe([self._topic], listener=_Listener(on_revoked, on_assigned))
+        await self._consumer.start()
+
+    async def fetch(
+        self, timeout: float, max_records: int
+    ) -> dict[TopicPartition, Sequence[Record]]:
+        batch: dict[TopicPartition, Sequence[Record]] = await self._consumer.getmany(
+            timeout_ms=int(timeout * 1000), max_records=max_records
+        )
+        return batch
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._consumer.assignment())
+
+    def pause(self, partitions: Collection[TopicPartition]) -> None:
+        self._consumer.pause(*partitions)
+
+    def resume(self, partitions: Collection[TopicPartition]) -> None:
+        self._consumer.resume(*partitions)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._consumer.seek(partition, offset)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await self._consumer.commit(offsets)
+
+    async def close(self, timeout: float) -> None:
+        """Leave the group; bounded, because a dead broker makes ``stop()`` wait for ever."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._consumer.stop(), timeout)
+
+    @property
+    def consumer(self) -> Any:
+        return self._consumer
