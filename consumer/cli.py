@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from consumer import daemon
-from consumer.config import load_settings, render_masked, secret_values
+from consumer.config import Settings, load_settings, render_masked, secret_values
 from consumer.errors import ConfigError
-from consumer.logs import configure
+from consumer.logs import configure, get_logger
 
 __all__ = ["main"]
 
@@ -32,10 +32,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(render_masked(settings))
             return daemon.EXIT_OK
         configure(settings.log, secret_values(settings))
-        return asyncio.run(daemon.run(settings))
+        return _run_daemon(settings)
     except ConfigError as exc:
         print(f"cover-consumer: {exc}", file=sys.stderr)
         return daemon.EXIT_CONFIG
+
+
+def _run_daemon(settings: Settings) -> int:
+    try:
+        return asyncio.run(daemon.run(settings))
+    except ConfigError:
+        raise
+    except Exception:
+        # Through the log pipeline, so even a crash is one scrubbed JSON line.
+        get_logger().exception("fatal_error")
+        return daemon.EXIT_FATAL
 
 
 def _parser() -> argparse.ArgumentParser:

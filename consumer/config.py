@@ -69,6 +69,9 @@ class KafkaSettings(BaseModel):
     heartbeat_interval_ms: _Millis = 3_000
     max_poll_interval_ms: _Millis = 300_000
     request_timeout_ms: _Millis = 30_000
+    # Bytes one fetch may bring (all partitions / one partition): the read-ahead buffer.
+    fetch_max_bytes: _Count = 16 * 2**20
+    max_partition_fetch_bytes: _Count = 2**20
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> KafkaSettings:

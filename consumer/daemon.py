@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer
+from structlog.typing import FilteringBoundLogger
 
 from consumer.config import Settings
 from consumer.engine import Engine
@@ -28,9 +29,18 @@ from consumer.processing import Pipeline
 from consumer.routing import Router
 from consumer.source import KafkaSource
 
-__all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_FORCED", "EXIT_OK", "run"]
+__all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_FORCED", "EXIT_OK", "build", "run"]
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
+
+
+def build(
+    settings: Settings, router: Router, clients: Clients, log: FilteringBoundLogger
+) -> tuple[Engine, KafkaSource]:
+    """Wire the parts: Kafka source -> engine -> pipeline (routes, handlers)."""
+    source = KafkaSource(AIOKafkaConsumer(**consumer_options(settings.kafka)), settings.kafka.topic)
+    engine = Engine(source, Pipeline(router, clients, log).process, settings.consumer, log)
+    return engine, source
 
 
 async def run(settings: Settings) -> int:
@@ -38,12 +48,9 @@ async def run(settings: Settings) -> int:
     router = Router.from_specs(settings.routes)
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-    source = KafkaSource(AIOKafkaConsumer(**consumer_options(settings.kafka)), settings.kafka.topic)
     timeout = settings.consumer.shutdown_timeout
     async with aiohttp.ClientSession() as http:
-        engine = Engine(
-            source, Pipeline(router, Clients(http), log).process, settings.consumer, log
-        )
+        engine, source = build(settings, router, Clients(http), log)
         if not await _until_stopped(source.start(engine.on_revoked, engine.on_assigned), stop):
             log.info("shutdown", reason="signal before the consumer joined its group")
             await source.close(timeout)

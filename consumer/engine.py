@@ -276,6 +276,7 @@ class Engine:
     def _release(self, works: list[Work], reason: str) -> None:
         """Records given up without an outcome: whoever owns the partition next processes them."""
         self._in_flight -= len(works)
+        self._wake.set()  # room was freed: a loop paused as full must look again
         for work in works:
             self._log.info(
                 "record_released",

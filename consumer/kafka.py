@@ -45,4 +45,7 @@ def consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
         "session_timeout_ms": kafka.session_timeout_ms,
         "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
         "max_poll_interval_ms": kafka.max_poll_interval_ms,
+        # Fetched-but-unread data is the one buffer not bounded by max_in_flight: cap it too.
+        "fetch_max_bytes": kafka.fetch_max_bytes,
+        "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
     }

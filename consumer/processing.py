@@ -62,16 +62,19 @@ class Pipeline:
                 handler, outcome, error = await self._run_route(route, decoded, meta, log, notes)
         # Failures log at error level so alerting on level alone catches them.
         emit = log.error if isinstance(outcome, Failed) else log.info
-        emit(
-            "record_processed",
-            outcome=outcome.kind,
-            handler=handler,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            reason=outcome.reason,
-            **({"error": outcome.error} if isinstance(outcome, Failed) and outcome.error else {}),
+        # Handler notes first: the reserved fields below must win over a same-named note.
+        fields: dict[str, Any] = {
             **notes,
-            **({"exc_info": error} if error is not None else {}),
-        )
+            "outcome": outcome.kind,
+            "handler": handler,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "reason": outcome.reason,
+        }
+        if isinstance(outcome, Failed) and outcome.error:
+            fields["error"] = outcome.error
+        if error is not None:
+            fields["exc_info"] = error
+        emit("record_processed", **fields)
         return outcome
 
     async def _run_route(

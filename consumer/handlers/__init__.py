@@ -41,7 +41,12 @@ def resolve(name: str) -> Handler:
     if ":" in name:
         return _checked(name, _import(name))
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
-        return _checked(name, ep.load())
+        try:
+            return _checked(name, ep.load())
+        except Exception as exc:  # a broken plugin is a config problem, not a crash
+            raise HandlerNotFound(
+                f"handler {name!r}: entry point {ep.value!r} fails: {exc}"
+            ) from None
     raise HandlerNotFound(
         f"handler {name!r}: not a built-in ({', '.join(sorted(BUILTINS))}), "
         f"not in entry-point group {ENTRY_POINT_GROUP!r}, and not a 'package.module:attr' path"
@@ -52,7 +57,7 @@ def _import(path: str) -> object:
     module_name, _, attr = path.partition(":")
     try:
         target: object = importlib.import_module(module_name)
-    except ImportError as exc:
+    except (ImportError, ValueError, TypeError) as exc:  # also "", "..relative"
         raise HandlerNotFound(f"handler {path!r}: cannot import {module_name!r}: {exc}") from None
     for part in attr.split("."):
         try:

@@ -1,0 +1,474 @@
+"""Throughput and memory of the daemon, measured against one embedded broker.
+
+``make bench`` runs ``python -m consumer.devtools.bench``; ``--records 20000 --backlog 20000``
+is a quick run. Scenarios, each on its own freshly produced topic:
+
+1. bare aiokafka + ``json.loads``: the ceiling a Python consumer on this machine can reach;
+2. the daemon with the built-in ``log`` handler: its cost per record over that ceiling;
+3. the daemon with a 100 ms handler and 256 records in flight: whether waiting handlers
+   overlap as configured (ideal 256 / 0.1 s = 2,560 records/s);
+4. the daemon draining a large backlog: whether its memory stays flat.
+
+The daemon always runs as a real ``cover-consumer run`` process with its outcome lines in a
+file, so the numbers include JSON logging and the process's own start-up is visible apart.
+Rates are taken from the first to the last ``record_processed`` timestamp, which leaves out
+the group join (Tansu delays a first join by half the session timeout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from consumer.config import CONFIG_ENV, SECRETS_DIR_ENV
+from consumer.devtools.broker import EmbeddedBroker
+
+__all__ = ["main"]
+
+PARTITIONS = 8
+ASSETS = 1_000
+# Kafka's minimum session: Tansu delays a group's first join by half of it.
+FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+# Large enough that the broker round trip, not the bounds, limits the log-handler runs.
+THROUGHPUT_SETTINGS = {
+    "max_in_flight": 1024,
+    "fetch_max_records": 500,
+    "max_pending_per_partition": 5000,
+}
+SLEEP_HANDLER = "consumer.devtools.bench_handlers:sleep_100ms"
+SLEEP_IN_FLIGHT = 256
+SLEEP_IDEAL_RATE = SLEEP_IN_FLIGHT / 0.1
+GOAL_DAEMON_RATIO = 0.40
+GOAL_SLEEP_FRACTION = 0.80
+SAMPLE_INTERVAL = 0.2
+OUTCOME_MARK = b'"event":"record_processed"'  # as orjson renders it: compact, no spaces
+MIB = 1024 * 1024
+
+
+class BenchError(Exception):
+    """A scenario could not be measured (daemon died, timed out, broker refused)."""
+
+
+@dataclass(frozen=True)
+class DaemonRun:
+    rate: float
+    peak_rss: int
+    early_rss: int  # at the first sample after 10% of the records had an outcome
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class Results:
+    baseline: float
+    daemon: DaemonRun
+    sleep: DaemonRun
+    backlog: DaemonRun
+    backlog_records: int
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cover-bench-") as tmp:
+            work = Path(tmp)
+            with EmbeddedBroker(log_file=work / "broker.log") as bootstrap:
+                results = _run_scenarios(_Bench(bootstrap, work), args)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    print(_table(results))
+    problems = [
+        f"{name}: {problem}"
+        for name, run in (
+            ("daemon, log handler", results.daemon),
+            ("daemon, 100 ms handler", results.sleep),
+            ("backlog", results.backlog),
+        )
+        for problem in run.problems
+    ]
+    for problem in problems:
+        print(f"VERIFY FAILED {problem}")
+    return 1 if problems else 0
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m consumer.devtools.bench", description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000, help="throughput records")
+    parser.add_argument("--backlog", type=int, default=200_000, help="backlog records (RSS)")
+    parser.add_argument(
+        "--sleep-records", type=int, default=20_000, help="records for the 100 ms handler"
+    )
+    return parser.parse_args(argv)
+
+
+class _Bench:
+    """One broker and one scratch directory; topic and group names unique per run, so an
+    external broker ($KAFKA_BOOTSTRAP_SERVERS) never hands back an earlier run's records."""
+
+    def __init__(self, bootstrap: str, work: Path) -> None:
+        self.bootstrap = bootstrap
+        self.work = work
+        self._run = uuid.uuid4().hex[:8]
+
+    def name(self, scenario: str) -> str:
+        return f"bench-{scenario}-{self._run}"
+
+
+def _run_scenarios(bench: _Bench, args: argparse.Namespace) -> Results:
+    rng = random.Random(20261121)
+    assets = _asset_ids(rng, ASSETS)
+
+    topic = _produce(bench, "throughput", (rng.choice(assets) for _ in range(args.records)), rng)
+    baseline = asyncio.run(_bare_consume(bench, topic, args.records))
+    _say(f"bare aiokafka + json.loads: {baseline:,.0f} events/s")
+    daemon = _run_daemon(bench, "log", topic.name, topic.produced, THROUGHPUT_SETTINGS)
+
+    # Every record its own asset, so per-asset ordering never holds a slot back.
+    topic = _produce(bench, "sleep", _asset_ids(rng, args.sleep_records), rng)
+    sleep = _run_daemon(
+        bench,
+        "sleep",
+        topic.name,
+        topic.produced,
+        {
+            "max_in_flight": SLEEP_IN_FLIGHT,
+            "fetch_max_records": 500,
+            "max_pending_per_partition": args.sleep_records,  # never the bound here
+        },
+        routes=[{"match": {}, "handlers": [SLEEP_HANDLER]}],
+    )
+
+    topic = _produce(bench, "backlog", (rng.choice(assets) for _ in range(args.backlog)), rng)
+    backlog = _run_daemon(bench, "backlog", topic.name, topic.produced, THROUGHPUT_SETTINGS)
+    return Results(baseline, daemon, sleep, backlog, args.backlog)
+
+
+# -- producing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    # (partition, offset) of every acknowledged record: the daemon must report exactly these.
+    produced: frozenset[tuple[int, int]]
+
+
+def _asset_ids(rng: random.Random, count: int) -> list[str]:
+    return [f"{rng.getrandbits(128):032x}" for _ in range(count)]
+
+
+def _produce(bench: _Bench, scenario: str, assets: Iterable[str], rng: random.Random) -> Topic:
+    name = bench.name(scenario)
+    began = time.perf_counter()
+    produced = asyncio.run(_produce_async(bench.bootstrap, name, assets, rng))
+    seconds = time.perf_counter() - began
+    _say(f"produced {len(produced):,} records to {name} in {seconds:.1f} s")
+    return Topic(name, frozenset(produced))
+
+
+async def _produce_async(
+    bootstrap: str, topic: str, assets: Iterable[str], rng: random.Random
+) -> list[tuple[int, int]]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+    # send() only queues; awaiting the acks in chunks keeps batches full without holding
+    # a future per record for the whole topic.
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    produced: list[tuple[int, int]] = []
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        for seq, asset_id in enumerate(assets):
+            value = _cover_complete(rng, asset_id, seq)
+            pending.append(await producer.send(topic, value, key=asset_id.encode()))
+            if len(pending) >= 10_000:
+                produced.extend(await _acked(pending))
+        produced.extend(await _acked(pending))
+    finally:
+        await producer.stop()
+    return produced
+
+
+async def _acked(pending: list[asyncio.Future[Any]]) -> list[tuple[int, int]]:
+    metadata = await asyncio.gather(*pending)
+    pending.clear()
+    return [(int(m.partition), int(m.offset)) for m in metadata]
+
+
+def _cover_complete(rng: random.Random, asset_id: str, seq: int) -> bytes:
+    """A coverComplete body as VOD sends it (shared/vod/VOD_API.md, section 1)."""
+    info: dict[str, Any] = {
+        "title": f"upload-{seq:07d}.mp4",
+        "asset_id": asset_id,
+        "cover_type": "HEAD_FRAME_COVER",
+    }
+    if rng.random() < 0.9:
+        cdn = rng.randint(1, 999)
+        url = f"https://{cdn}.cdn-vod.huaweicloud.com/asset/{asset_id}/cover/Cover0.jpg"
+        info.update(status="SUCCEED", cover_urls=[{"offset": 0, "url": url}])
+    else:
+        # The documented failure carries the literal string "null" as its message.
+        info.update(status="FAILED", error_code="VOD.10013", error_msg="null")
+    return json.dumps({"event_type": "coverComplete", "cover_info": info}).encode()
+
+
+# -- the baseline ----------------------------------------------------------------------------
+
+
+async def _bare_consume(bench: _Bench, topic: Topic, expected: int) -> float:
+    """Fetch and parse every record, nothing else; events/s from the first batch on."""
+    consumer = AIOKafkaConsumer(
+        topic.name,
+        bootstrap_servers=bench.bootstrap,
+        group_id=bench.name("baseline"),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **FAST_GROUP,
+    )
+    await consumer.start()
+    try:
+        seen, began = 0, 0.0
+        deadline = time.monotonic() + _timeout(expected)
+        while seen < expected:
+            if time.monotonic() > deadline:
+                raise BenchError(f"baseline saw {seen:,} of {expected:,} records in time")
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            if batch and not began:
+                began = time.perf_counter()  # joined: the clock starts with the data
+            for records in batch.values():
+                for record in records:
+                    json.loads(record.value)
+                seen += len(records)
+        return seen / (time.perf_counter() - began)
+    finally:
+        await consumer.stop()
+
+
+# -- the daemon ------------------------------------------------------------------------------
+
+
+def _run_daemon(
+    bench: _Bench,
+    scenario: str,
+    topic: str,
+    produced: frozenset[tuple[int, int]],
+    settings: dict[str, int],
+    routes: list[dict[str, Any]] | None = None,
+) -> DaemonRun:
+    """Run ``cover-consumer run`` until every produced record has an outcome line, then
+    SIGTERM it; sample its RSS meanwhile and check the lines against what was produced."""
+    config = bench.work / f"{scenario}.yaml"
+    out, err = bench.work / f"{scenario}.out", bench.work / f"{scenario}.err"
+    config.write_text(json.dumps(_daemon_config(bench, topic, scenario, settings, routes)))
+    _say(f"daemon {scenario}: waiting for {len(produced):,} outcome lines")
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "consumer", "run", "--config", str(config)],
+            stdout=stdout,
+            stderr=stderr,
+            env=_daemon_env(bench),
+        )
+    try:
+        peak, early = _watch(process, out, len(produced), err)
+        code = _terminate(process)
+    finally:
+        if process.poll() is None:  # the watch failed: nothing left to measure
+            process.kill()
+            process.wait()
+    lines = _outcome_lines(out)
+    run = DaemonRun(_rate(lines), peak, early, _verify(lines, topic, produced, code))
+    _say(f"daemon {scenario}: {run.rate:,.0f} events/s, peak RSS {peak / MIB:.0f} MiB")
+    return run
+
+
+def _daemon_config(
+    bench: _Bench,
+    topic: str,
+    scenario: str,
+    settings: dict[str, int],
+    routes: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "kafka": {
+            "bootstrap_servers": bench.bootstrap,
+            "topic": topic,
+            "group_id": bench.name(scenario),
+            **FAST_GROUP,
+        },
+        "consumer": settings,
+        "log": {"format": "json", "level": "INFO"},
+    }
+    if routes is not None:  # None: the built-in routes, which send coverComplete to `log`
+        config["routes"] = routes
+    return config  # written as JSON, which every YAML parser reads
+
+
+def _daemon_env(bench: _Bench) -> dict[str, str]:
+    # A developer's own COVER_CONSUMER_* overrides or secret files must not change the run.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVER_CONSUMER")}
+    env[SECRETS_DIR_ENV] = str(bench.work / "no-secrets")
+    env.pop(CONFIG_ENV, None)
+    return env
+
+
+def _watch(
+    process: subprocess.Popen[bytes], out: Path, expected: int, err: Path
+) -> tuple[int, int]:
+    """Sample RSS every SAMPLE_INTERVAL until ``expected`` outcomes; return (peak, at 10%)."""
+    ps = psutil.Process(process.pid)
+    peak = early = 0
+    deadline = time.monotonic() + _timeout(expected)
+    with _OutcomeCounter(out) as counter:
+        while (done := counter.poll()) < expected:
+            if process.poll() is not None:
+                raise BenchError(
+                    f"daemon exited ({process.returncode}) after {done:,} of {expected:,} "
+                    f"outcomes; its stderr ends:\n{_tail(err)}"
+                )
+            if time.monotonic() > deadline:
+                raise BenchError(f"daemon reported {done:,} of {expected:,} outcomes in time")
+            try:
+                rss = int(ps.memory_info().rss)
+            except psutil.Error:
+                continue  # exited between poll() and the sample: reported next round
+            peak = max(peak, rss)
+            if not early and done >= expected / 10:
+                early = rss
+            time.sleep(SAMPLE_INTERVAL)
+    return peak, early or peak
+
+
+class _OutcomeCounter:
+    """Counts outcome lines as the daemon appends them, reading each byte once."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("rb")
+        self._partial = b""
+        self._count = 0
+
+    def poll(self) -> int:
+        complete, _, self._partial = (self._partial + self._file.read()).rpartition(b"\n")
+        self._count += complete.count(OUTCOME_MARK)
+        return self._count
+
+    def __enter__(self) -> _OutcomeCounter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._file.close()
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise BenchError("daemon did not exit within 60 s of SIGTERM") from None
+
+
+def _outcome_lines(out: Path) -> list[dict[str, Any]]:
+    lines: list[dict[str, Any]] = []
+    with out.open("rb") as file:
+        for raw in file:
+            if OUTCOME_MARK in raw:
+                lines.append(orjson.loads(raw))
+    return lines
+
+
+def _rate(lines: list[dict[str, Any]]) -> float:
+    """Outcomes per second between the first and the last outcome line."""
+    if len(lines) < 2:
+        return 0.0
+    stamps = [datetime.fromisoformat(line["timestamp"]) for line in lines]
+    seconds = (max(stamps) - min(stamps)).total_seconds()
+    return (len(lines) - 1) / seconds if seconds > 0 else 0.0
+
+
+def _verify(
+    lines: list[dict[str, Any]], topic: str, produced: frozenset[tuple[int, int]], code: int
+) -> list[str]:
+    """Exactly one `done` outcome for each produced record, and a clean exit."""
+    problems: list[str] = []
+    seen = Counter((line["partition"], line["offset"]) for line in lines)
+    if len(lines) != len(produced):
+        problems.append(f"{len(lines):,} outcome lines for {len(produced):,} records")
+    if duplicates := sum(n - 1 for n in seen.values() if n > 1):
+        problems.append(f"{duplicates:,} duplicate (partition, offset) outcomes")
+    if missing := len(produced - seen.keys()):
+        problems.append(f"{missing:,} produced records without an outcome")
+    if foreign := sum(1 for line in lines if line["topic"] != topic):
+        problems.append(f"{foreign:,} outcomes for another topic")
+    if other := Counter(line["outcome"] for line in lines if line["outcome"] != "done"):
+        problems.append(f"outcomes other than done: {dict(other)}")
+    if code != 0:
+        problems.append(f"daemon exited with {code} after SIGTERM")
+    return problems
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def _table(results: Results) -> str:
+    daemon, sleep, backlog = results.daemon, results.sleep, results.backlog
+    ratio = daemon.rate / results.baseline
+    fraction = sleep.rate / SLEEP_IDEAL_RATE
+    rows = [
+        f"{'scenario':<36}{'events/s':>9}   vs",
+        f"{'bare aiokafka + json.loads':<36}{results.baseline:>9,.0f}   1.00",
+        f"{'daemon, log handler':<36}{daemon.rate:>9,.0f}   {ratio:.2f}"
+        f"  (goal >= {GOAL_DAEMON_RATIO:.2f}){_verdict(ratio >= GOAL_DAEMON_RATIO)}",
+        f"{f'daemon, 100 ms handler, {SLEEP_IN_FLIGHT}':<36}{sleep.rate:>9,.0f}   {fraction:.2f}"
+        f" of {SLEEP_IDEAL_RATE:,.0f}/s ideal (goal >= {GOAL_SLEEP_FRACTION:.2f})"
+        f"{_verdict(fraction >= GOAL_SLEEP_FRACTION)}",
+        f"{f'peak RSS draining {results.backlog_records:,}':<36}"
+        f"{backlog.peak_rss / MIB:>5.0f} MiB (after 10%: {backlog.early_rss / MIB:.0f} MiB;"
+        f" drained at {backlog.rate:,.0f} events/s)",
+    ]
+    return "\n".join(rows)
+
+
+def _verdict(met: bool) -> str:
+    return "" if met else "  BELOW GOAL"
+
+
+def _timeout(records: int) -> float:
+    # Generous: a run this slow has failed as a benchmark anyway.
+    return 60 + records / 1000
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

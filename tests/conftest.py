@@ -1,0 +1,23 @@
+"""Real-broker fixtures: one embedded Tansu per session (or $KAFKA_BOOTSTRAP_SERVERS)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from consumer.devtools.broker import EmbeddedBroker
+
+
+@pytest.fixture(scope="session")
+def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    broker = EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "tansu.log")
+    yield broker.start()
+    broker.stop()
+
+
+@pytest.fixture
+def name() -> str:
+    """A fresh topic / group name, so tests never see each other's records or offsets."""
+    return f"t-{uuid.uuid4().hex[:10]}"

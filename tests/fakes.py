@@ -1,0 +1,194 @@
+"""In-memory stand-ins for the test suite: Kafka records, a ``Source``, and VOD event bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
+
+from consumer.events import Event
+from consumer.handlers import Context
+from consumer.outcomes import DONE, Outcome
+from consumer.source import Record
+
+__all__ = [
+    "FakeRecord",
+    "FakeSource",
+    "cover_event",
+    "smn",
+    "some_handler",
+    "thumbnail_event",
+]
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+
+
+class FakeSource:
+    """A ``consumer.source.Source`` over per-partition in-memory logs.
+
+    ``fetch`` returns what is readable at once; with nothing readable it waits for a
+    signal (an append, a resume, a seek or :meth:`poke`) for at most ``timeout``, then
+    returns whatever is readable, possibly nothing. ``waiting`` is set while it waits,
+    so a test knows a step is blocked in its fetch.
+    """
+
+    def __init__(self, partitions: Iterable[TopicPartition] = ()) -> None:
+        self.logs: dict[TopicPartition, list[FakeRecord]] = {}
+        self.positions: dict[TopicPartition, int] = {}
+        self.assigned: set[TopicPartition] = set()
+        self.paused: set[TopicPartition] = set()
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.committed: dict[TopicPartition, int] = {}
+        #: How many of the next commits raise ``CommitFailedError``.
+        self.failing_commits = 0
+        self.waiting = asyncio.Event()
+        self._signal = asyncio.Event()
+        self._pokes = 0
+        self.assign(partitions)
+
+    # -- test controls -----------------------------------------------------------------
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            self.assigned.add(tp)
+            self.logs.setdefault(tp, [])
+            self.positions.setdefault(tp, 0)
+
+    def unassign(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            self.assigned.discard(tp)
+            self.paused.discard(tp)
+
+    def append(
+        self, tp: TopicPartition, value: bytes | None, key: bytes | None = None
+    ) -> FakeRecord:
+        """Append a record at the next offset of ``tp``'s log."""
+        log = self.logs.setdefault(tp, [])
+        offset = log[-1].offset + 1 if log else 0
+        record = FakeRecord(tp.topic, tp.partition, offset, key, value)
+        log.append(record)
+        self._signal.set()
+        return record
+
+    def poke(self) -> None:
+        """Make the pending (or next) fetch return at once, even with nothing to return."""
+        if self.waiting.is_set():
+            self._signal.set()
+        else:
+            self._pokes += 1
+
+    # -- the Source protocol -----------------------------------------------------------
+
+    async def fetch(
+        self, timeout: float, max_records: int
+    ) -> dict[TopicPartition, Sequence[Record]]:
+        batch = self._take(max_records)
+        if batch:
+            return batch
+        if self._pokes:
+            self._pokes -= 1
+            return {}
+        self._signal.clear()
+        self.waiting.set()
+        try:
+            await asyncio.wait_for(self._signal.wait(), timeout)
+        except TimeoutError:
+            return {}
+        finally:
+            self.waiting.clear()
+        return self._take(max_records)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def pause(self, partitions: Collection[TopicPartition]) -> None:
+        self.paused |= set(partitions)
+
+    def resume(self, partitions: Collection[TopicPartition]) -> None:
+        self.paused -= set(partitions)
+        self._signal.set()
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.positions[partition] = offset
+        self._signal.set()
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.failing_commits:
+            self.failing_commits -= 1
+            raise CommitFailedError("the group rebalanced")
+        self.commits.append(dict(offsets))
+        self.committed.update(offsets)
+
+    def _take(self, max_records: int) -> dict[TopicPartition, Sequence[Record]]:
+        batch: dict[TopicPartition, Sequence[Record]] = {}
+        left = max_records
+        for tp in sorted(self.assigned - self.paused):
+            if left <= 0:
+                break
+            records = [r for r in self.logs[tp] if r.offset >= self.positions[tp]][:left]
+            if records:
+                batch[tp] = records
+                self.positions[tp] = records[-1].offset + 1
+                left -= len(records)
+        return batch
+
+
+# -- VOD event bytes (shapes from VOD_API.md section 1) -----------------------------------
+
+
+def cover_event(
+    asset_id: str, status: str = "FAILED", cover_type: str | None = "HEAD_FRAME_COVER"
+) -> bytes:
+    info: dict[str, object] = {"asset_id": asset_id, "status": status, "title": "XC1"}
+    if cover_type is not None:
+        info["cover_type"] = cover_type
+    if status.upper() == "FAILED":
+        info |= {"error_code": "VOD.10013", "error_msg": "null"}
+    else:
+        info["cover_urls"] = [{"offset": 0, "url": f"https://cdn.example/{asset_id}/Cover0.jpg"}]
+    return json.dumps({"event_type": "coverComplete", "cover_info": info}).encode()
+
+
+def thumbnail_event(asset_id: str) -> bytes:
+    sample = [{"offset": 0, "url": f"https://cdn.example/{asset_id}/snapshot/sample/0.jpg"}]
+    info = {"asset_id": asset_id, "status": "SUCCEED", "sample": sample, "dots": []}
+    return json.dumps({"event_type": "thumbnailComplete", "thumbnail_info": info}).encode()
+
+
+def smn(inner: bytes, type: str = "Notification") -> bytes:
+    """Wrap ``inner`` (the VOD event JSON) in an SMN envelope, as the HTTP bridge forwards it."""
+    envelope = {
+        "type": type,
+        "message_id": "a1b2c3",
+        "topic_urn": "urn:smn:cn-north-4:0a1b2c:vod-events",
+        "subject": "vod event",
+        "timestamp": "2026-11-21T10:00:00Z",
+        "signature_version": "v1",
+        "signature": "c2lnbmF0dXJl",
+        "signing_cert_url": "https://smn.example/cert.pem",
+        "unsubscribe_url": "https://smn.example/unsubscribe",
+        "message": inner.decode(),
+    }
+    return json.dumps(envelope).encode()
+
+
+# -- handlers that tests resolve by import path or entry point ----------------------------
+
+
+async def some_handler(event: Event, ctx: Context) -> Outcome:
+    return DONE
+
+
+NOT_CALLABLE = 42

@@ -1,0 +1,278 @@
+"""consumer.processing.Pipeline: every record ends in exactly one ``record_processed`` line."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+import structlog
+from aiokafka import TopicPartition
+from structlog.testing import capture_logs
+from structlog.typing import EventDict
+
+from consumer.config import MatchSpec, RouteSpec
+from consumer.engine import Work
+from consumer.events import Event
+from consumer.handlers import Clients, Context, Handler
+from consumer.offsets import PartitionOffsets
+from consumer.outcomes import DONE, Done, Failed, Handover, Outcome, Skipped
+from consumer.processing import Pipeline
+from consumer.routing import Router
+from tests.fakes import FakeRecord, cover_event, smn, thumbnail_event
+
+TP = TopicPartition("vod-cover-events", 3)
+
+
+async def done(event: Event, ctx: Context) -> Outcome:
+    return DONE
+
+
+async def already_there(event: Event, ctx: Context) -> Outcome:
+    return Skipped("cover already set")
+
+
+async def hand_over(event: Event, ctx: Context) -> Outcome:
+    return Handover("API unavailable")
+
+
+async def boom(event: Event, ctx: Context) -> Outcome:
+    raise RuntimeError("VOD said 500")
+
+
+async def gives_up(event: Event, ctx: Context) -> Outcome:
+    return Failed("asset deleted")
+
+
+async def returns_a_string(event: Event, ctx: Context) -> Outcome:
+    return "done"  # type: ignore[return-value]  # the mistake under test
+
+
+async def annotates(event: Event, ctx: Context) -> Outcome:
+    ctx.annotate(api_calls=2, new_cover="https://cdn.example/Cover1.jpg")
+    return DONE
+
+
+async def annotates_reason(event: Event, ctx: Context) -> Outcome:
+    ctx.annotate(reason="set from the first snapshot")
+    return DONE
+
+
+async def logs_its_own_line(event: Event, ctx: Context) -> Outcome:
+    ctx.log.info("calling_vod")
+    return DONE
+
+
+HANDLERS: dict[str, Handler] = {
+    name: handler
+    for name, handler in [
+        ("done", done),
+        ("already_there", already_there),
+        ("hand_over", hand_over),
+        ("boom", boom),
+        ("gives_up", gives_up),
+        ("returns_a_string", returns_a_string),
+        ("annotates", annotates),
+        ("annotates_reason", annotates_reason),
+        ("logs_its_own_line", logs_its_own_line),
+    ]
+}
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Clients]:
+    async with aiohttp.ClientSession() as http:
+        yield Clients(http)
+
+
+@pytest.fixture
+def logs() -> Iterator[list[EventDict]]:
+    with capture_logs() as entries:
+        yield entries
+
+
+def pipeline(clients: Clients, *handlers: str) -> Pipeline:
+    """Covers go to ``handlers``; every other event has no route."""
+    routes = [RouteSpec(match=MatchSpec(event_type="coverComplete"), handlers=list(handlers))]
+    router = Router.from_specs(routes, resolve_handler=HANDLERS.__getitem__)
+    return Pipeline(router, clients, structlog.get_logger())
+
+
+def work(value: bytes | None, offset: int = 42) -> Work:
+    record = FakeRecord(TP.topic, TP.partition, offset, b"key", value, timestamp=1_700_000_000)
+    return Work(record, TP, PartitionOffsets())
+
+
+def outcome_line(logs: list[EventDict]) -> EventDict:
+    lines = [entry for entry in logs if entry["event"] == "record_processed"]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+async def test_a_handled_event_logs_one_line_with_its_coordinates_and_outcome(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "done").process(work(cover_event("a1"), offset=7))
+
+    assert outcome == DONE
+    line = outcome_line(logs)
+    assert {k: line[k] for k in ("topic", "partition", "offset", "asset_id", "event_type")} == {
+        "topic": "vod-cover-events",
+        "partition": 3,
+        "offset": 7,
+        "asset_id": "a1",
+        "event_type": "coverComplete",
+    }
+    assert (line["outcome"], line["handler"], line["log_level"]) == ("done", "done", "info")
+    assert isinstance(line["duration_ms"], float)
+    assert line["duration_ms"] >= 0
+
+
+async def test_an_event_in_an_smn_envelope_is_handled_like_a_bare_one(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "done").process(work(smn(cover_event("a1"))))
+
+    assert outcome == DONE
+    assert outcome_line(logs)["asset_id"] == "a1"
+
+
+async def test_an_event_with_no_route_is_skipped_with_the_reason(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "done").process(work(thumbnail_event("t1")))
+
+    assert isinstance(outcome, Skipped)
+    line = outcome_line(logs)
+    assert (line["outcome"], line["handler"]) == ("skipped", None)
+    assert line["reason"].startswith("no route for event_type=thumbnailComplete")
+
+
+async def test_an_invalid_record_fails_with_its_reason_and_error_class(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "done").process(work(b"{not json"))
+
+    assert isinstance(outcome, Failed)
+    line = outcome_line(logs)
+    assert (line["outcome"], line["error"], line["log_level"]) == (
+        "failed",
+        "InvalidRecord",
+        "error",
+    )
+    assert line["reason"].startswith("value: not valid JSON")
+    assert (line["asset_id"], line["event_type"], line["handler"]) == (None, None, None)
+
+
+async def test_an_ignored_record_is_skipped_with_its_reason(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "done").process(
+        work(smn(b"please confirm", type="SubscriptionConfirmation"))
+    )
+
+    assert isinstance(outcome, Skipped)
+    line = outcome_line(logs)
+    assert line["outcome"] == "skipped"
+    assert "SubscriptionConfirmation" in line["reason"]
+
+
+async def test_a_handler_skipping_ends_the_route_as_skipped(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "already_there", "boom").process(work(cover_event("a1")))
+
+    assert outcome == Skipped("cover already set")
+    line = outcome_line(logs)
+    assert (line["outcome"], line["handler"], line["reason"]) == (
+        "skipped",
+        "already_there",
+        "cover already set",
+    )
+
+
+async def test_a_handler_failing_is_logged_at_error_level(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "gives_up").process(work(cover_event("a1")))
+
+    assert outcome == Failed("asset deleted")
+    line = outcome_line(logs)
+    assert (line["outcome"], line["reason"], line["log_level"]) == (
+        "failed",
+        "asset deleted",
+        "error",
+    )
+
+
+async def test_a_raising_handler_fails_the_record_without_raising(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "boom", "done").process(work(cover_event("a1")))
+
+    assert outcome == Failed("RuntimeError: VOD said 500", "RuntimeError")
+    line = outcome_line(logs)
+    assert (line["outcome"], line["handler"], line["error"]) == ("failed", "boom", "RuntimeError")
+    assert line["reason"] == "RuntimeError: VOD said 500"
+    assert isinstance(line["exc_info"], RuntimeError)
+
+
+async def test_handover_passes_the_event_to_the_next_handler(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "hand_over", "done").process(work(cover_event("a1")))
+
+    assert isinstance(outcome, Done)
+    assert (outcome_line(logs)["outcome"], outcome_line(logs)["handler"]) == ("done", "done")
+
+
+async def test_handover_by_the_last_handler_fails_the_record(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "hand_over", "hand_over").process(work(cover_event("a1")))
+
+    assert isinstance(outcome, Failed)
+    line = outcome_line(logs)
+    assert (line["outcome"], line["handler"]) == ("failed", "hand_over")
+    assert line["reason"] == "every handler handed over; last: API unavailable"
+
+
+async def test_a_handler_returning_a_non_outcome_fails_the_record(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "returns_a_string", "done").process(work(cover_event("a1")))
+
+    assert isinstance(outcome, Failed)
+    line = outcome_line(logs)
+    assert (line["outcome"], line["handler"]) == ("failed", "returns_a_string")
+    assert line["reason"] == "handler returned str, not an outcome"
+
+
+async def test_annotations_appear_on_the_outcome_line(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    await pipeline(clients, "annotates").process(work(cover_event("a1")))
+
+    line = outcome_line(logs)
+    assert (line["api_calls"], line["new_cover"]) == (2, "https://cdn.example/Cover1.jpg")
+
+
+async def test_a_handler_logging_its_own_line_still_gives_one_outcome_line(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    await pipeline(clients, "logs_its_own_line").process(work(cover_event("a1")))
+
+    own = [entry for entry in logs if entry["event"] == "calling_vod"]
+    assert [(e["handler"], e["asset_id"], e["offset"]) for e in own] == [
+        ("logs_its_own_line", "a1", 42)
+    ]
+    assert outcome_line(logs)["outcome"] == "done"
+
+
+async def test_annotating_a_reserved_field_name_does_not_make_process_raise(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    outcome = await pipeline(clients, "annotates_reason").process(work(cover_event("a1")))
+
+    assert outcome == DONE
+    assert outcome_line(logs)["outcome"] == "done"
