@@ -1,0 +1,89 @@
+"""Signals as a container delivers them: a second signal forces exit; PID 1 still drains."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from consumer.daemon import EXIT_FORCED
+from tests.support import REPO, Daemon, cover_event, create_topic, daemon_config, produce
+
+pytestmark = pytest.mark.slow
+
+
+def test_second_signal_exits_at_once_without_waiting_for_the_drain(
+    bootstrap: str, name: str, tmp_path: Path
+) -> None:
+    asyncio.run(create_topic(bootstrap, name, 1))
+    asyncio.run(produce(bootstrap, name, [(None, cover_event("stall"), 0)]))
+    config = daemon_config(
+        tmp_path, bootstrap, name, name, "tests.handlers:stall_marked", shutdown_timeout=60
+    )
+    daemon = Daemon(config, tmp_path / "d.log")
+    daemon.wait_for(daemon.joined, 60, "join")
+    daemon.process.send_signal(signal.SIGTERM)
+    daemon.wait_for(lambda: bool(daemon.events("shutdown_requested")), 10, "first signal seen")
+    began = time.monotonic()
+    daemon.process.send_signal(signal.SIGINT)
+
+    assert daemon.process.wait(timeout=10) == EXIT_FORCED
+    assert time.monotonic() - began < 2
+
+
+@pytest.mark.skipif(
+    shutil.which("unshare") is None or os.geteuid() != 0, reason="needs unshare and root"
+)
+def test_daemon_as_pid_1_handles_sigterm_and_drains(
+    bootstrap: str, name: str, tmp_path: Path
+) -> None:
+    asyncio.run(create_topic(bootstrap, name, 1))
+    asyncio.run(produce(bootstrap, name, [(None, cover_event(f"a{i}"), 0) for i in range(20)]))
+    config = daemon_config(tmp_path, bootstrap, name, name, "tests.handlers:random_delay")
+    out = tmp_path / "d.log"
+    # A PID namespace makes the daemon PID 1, where the kernel drops every signal the
+    # process has no handler for: SIGTERM works here only if the daemon handles it itself.
+    wrapper = subprocess.Popen(
+        [
+            "unshare",
+            "--fork",
+            "--pid",
+            "--kill-child",
+            sys.executable,
+            "-m",
+            "consumer",
+            "run",
+            "--config",
+            str(config),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=out.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while out.read_bytes().count(b'"record_processed"') < 20:
+        assert wrapper.poll() is None, out.read_text()
+        assert time.monotonic() < deadline, "records not processed in time"
+        time.sleep(0.05)
+    (daemon,) = psutil.Process(wrapper.pid).children()
+    assert _pid_in_own_namespace(daemon.pid) == 1
+    daemon.send_signal(signal.SIGTERM)
+
+    assert wrapper.wait(timeout=15) == 0
+    assert b'"drained":true' in out.read_bytes()
+
+
+def _pid_in_own_namespace(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("NSpid:"):
+            return int(line.split()[-1])
+    raise AssertionError("no NSpid line")
