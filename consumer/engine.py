@@ -119,6 +119,8 @@ class Engine:
                 self._admit(fetching.result())
             except KafkaError as exc:
                 self._log.warning("fetch_failed", error=type(exc).__name__, reason=str(exc))
+                # A persistent error (e.g. authorization) must not turn the loop into a spin.
+                await asyncio.sleep(self._settings.poll_timeout)
         await self._maybe_commit()
 
     def _apply_flow_control(self) -> None:

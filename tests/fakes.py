@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
 from consumer.events import Event
 from consumer.handlers import Context
@@ -53,6 +53,8 @@ class FakeSource:
         self.committed: dict[TopicPartition, int] = {}
         #: How many of the next commits raise ``CommitFailedError``.
         self.failing_commits = 0
+        #: How many of the next fetches raise ``KafkaConnectionError``.
+        self.failing_fetches = 0
         self.waiting = asyncio.Event()
         self._signal = asyncio.Event()
         self._pokes = 0
@@ -94,6 +96,9 @@ class FakeSource:
     async def fetch(
         self, timeout: float, max_records: int
     ) -> dict[TopicPartition, Sequence[Record]]:
+        if self.failing_fetches:
+            self.failing_fetches -= 1
+            raise KafkaConnectionError("broker gone")
         batch = self._take(max_records)
         if batch:
             return batch

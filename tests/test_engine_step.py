@@ -365,6 +365,24 @@ async def test_a_failed_commit_is_logged_and_retried_at_the_next_interval(
     assert rig.engine.committed() == {TP0: 1}
 
 
+async def test_a_failed_fetch_is_logged_and_the_loop_goes_on() -> None:
+    source, process = FakeSource([TP0]), Processor()
+    settings = ConsumerSettings(poll_timeout=0.01)  # the back-off after a failed fetch
+    engine = Engine(source, process, settings, structlog.get_logger())
+    await engine.on_assigned([TP0])
+    source.failing_fetches = 1
+    source.append(TP0, cover_event("a"))
+
+    with capture_logs() as logs:
+        await bounded(engine.step())
+        await bounded(engine.step())
+    await process.wait_finished((0, 0))
+
+    [failure] = [e for e in logs if e["event"] == "fetch_failed"]
+    assert failure["error"] == "KafkaConnectionError"
+    await bounded(engine.shutdown(BOUND))
+
+
 # -- rebalance ---------------------------------------------------------------------------
 
 
