@@ -7,6 +7,7 @@ so it is safe to print even when the offending key holds a secret.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -253,7 +254,8 @@ def _describe_yaml_error(exc: yaml.YAMLError) -> str:
     # Parser attributes, not str(exc): that quotes the source line, maybe a secret.
     if not isinstance(exc, yaml.MarkedYAMLError):
         return "malformed YAML"
-    text = exc.problem or "malformed YAML"
+    # PyYAML quotes the offending token in ``problem`` (an alias, a tag): blank it out.
+    text = re.sub(r"'[^']*'", "'...'", exc.problem or "malformed YAML")
     if exc.problem_mark is not None:
         mark = exc.problem_mark
         text = f"line {mark.line + 1}, column {mark.column + 1}: {text}"

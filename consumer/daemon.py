@@ -51,21 +51,25 @@ async def run(settings: Settings) -> int:
     timeout = settings.consumer.shutdown_timeout
     async with aiohttp.ClientSession() as http:
         engine, source = build(settings, router, Clients(http), log)
-        if not await _until_stopped(source.start(engine.on_revoked, engine.on_assigned), stop):
-            log.info("shutdown", reason="signal before the consumer joined its group")
-            await source.close(timeout)
-            return EXIT_OK
-        log.info(
-            "consumer_started",
-            topic=settings.kafka.topic,
-            group_id=settings.kafka.group_id,
-            routes=[[s.name for s in r.steps] for r in router.routes],
-        )
-        await _until_stopped(engine.run(), stop)  # returns only on a signal, or raises
-        began = time.monotonic()
-        # The broker gets a slice of the budget to hear we leave, whatever the drain took.
-        drained = await engine.shutdown(timeout - min(5.0, timeout / 5))
-        await source.close(max(began + timeout - time.monotonic(), 0.1))
+        # Closed on every path, a failed start included: leaving the group is bounded anyway.
+        close_by = time.monotonic() + timeout
+        try:
+            if not await _until_stopped(source.start(engine.on_revoked, engine.on_assigned), stop):
+                log.info("shutdown", reason="signal before the consumer started")
+                return EXIT_OK
+            log.info(
+                "consumer_started",
+                topic=settings.kafka.topic,
+                group_id=settings.kafka.group_id,
+                routes=[[s.name for s in r.steps] for r in router.routes],
+            )
+            await _until_stopped(engine.run(), stop)  # returns only on a signal, or raises
+            began = time.monotonic()
+            close_by = began + timeout
+            # The broker gets a slice of the budget to hear we leave, whatever the drain took.
+            drained = await engine.shutdown(timeout - min(5.0, timeout / 5))
+        finally:
+            await source.close(max(close_by - time.monotonic(), 0.1))
         log.info(
             "shutdown",
             drained=drained,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 import orjson
 import structlog
@@ -23,13 +23,17 @@ from consumer.config import LogSettings
 __all__ = ["MASK", "add_secret", "configure", "get_logger"]
 
 MASK = "**********"
-_secrets: set[str] = set()
+# Each secret as it may appear in a rendered line: raw, JSON-escaped, repr-escaped.
+# Longest first, so a secret that contains another is masked whole.
+_secrets: list[str] = []
 
 
 def add_secret(value: str) -> None:
     """Scrub this value from every line from now on (e.g. a token obtained at run time)."""
-    if len(value) >= 4:  # shorter values would mask ordinary words
-        _secrets.add(value)
+    if len(value) < 4:  # shorter values would mask ordinary words
+        return
+    forms = {value, orjson.dumps(value).decode()[1:-1], repr(value)[1:-1]}
+    _secrets[:] = sorted(set(_secrets) | forms, key=len, reverse=True)
 
 
 def get_logger(**context: Any) -> FilteringBoundLogger:
@@ -38,52 +42,49 @@ def get_logger(**context: Any) -> FilteringBoundLogger:
 
 
 def configure(
-    settings: LogSettings,
-    secrets: Iterable[str] = (),
-    stream: BinaryIO | TextIO | None = None,
+    settings: LogSettings, secrets: Iterable[str] = (), stream: TextIO | None = None
 ) -> None:
+    """Set up structlog and the stdlib root logger to write to ``stream`` (default stdout)."""
     for value in secrets:
         add_secret(value)
     level = logging.getLevelNamesMapping()[settings.level.upper()]
+    out = stream if stream is not None else sys.stdout
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    out = stream if stream is not None else sys.stdout
+    exceptions: Processor = _passthrough
+    render: Processor = structlog.dev.ConsoleRenderer(
+        colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+    )
+    binary = None
     if settings.format == "json":
-        renderer: Processor = _Scrubbed(_render_json)
-        exceptions: Processor = structlog.processors.ExceptionRenderer(
+        exceptions = structlog.processors.ExceptionRenderer(
             ExceptionDictTransformer(show_locals=False)
         )
-        binary = out if isinstance(out, BinaryIO) or not hasattr(out, "buffer") else out.buffer
-        factory: Any = structlog.BytesLoggerFactory(binary)  # type: ignore[arg-type]
-        stdlib_renderer: Processor = _Scrubbed(_render_json, text=True)
-    else:
-        console = structlog.dev.ConsoleRenderer(
-            colors=getattr(out, "isatty", lambda: False)(),
-            exception_formatter=structlog.dev.plain_traceback,
-        )
-        renderer = stdlib_renderer = _Scrubbed(console, text=True)
-        exceptions = _passthrough
-        factory = structlog.WriteLoggerFactory(out)  # type: ignore[arg-type]
+        render = _render_json
+        binary = getattr(out, "buffer", None)  # bytes straight to the fd: no decode per line
+    factory: Any = (
+        structlog.BytesLoggerFactory(binary) if binary else structlog.WriteLoggerFactory(out)
+    )
     structlog.configure(
-        processors=[*shared, exceptions, renderer],
+        processors=[*shared, exceptions, _Scrubbed(render, text=binary is None)],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    _route_stdlib(shared, exceptions, stdlib_renderer, level, out)
+    stdlib_chain = [*shared, structlog.stdlib.add_logger_name]
+    _route_stdlib(stdlib_chain, exceptions, _Scrubbed(render, text=True), level, out)
 
 
 def _route_stdlib(
-    shared: list[Processor], exceptions: Processor, renderer: Processor, level: int, out: Any
+    chain: list[Processor], exceptions: Processor, renderer: Processor, level: int, out: TextIO
 ) -> None:
-    text_out = out if not isinstance(out, BinaryIO) and hasattr(out, "write") else sys.stdout
-    handler = logging.StreamHandler(text_out)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=[*chain, structlog.stdlib.ExtraAdder()],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 exceptions,
