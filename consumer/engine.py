@@ -47,6 +47,17 @@ class Work:
             record.key.decode("utf-8", "replace") if record.key else f"{tp.topic}/{tp.partition}"
         )
 
+    def context(self) -> dict[str, Any]:
+        """The fields every log line about this record carries."""
+        event = None if isinstance(self.decoded, RecordError) else self.decoded
+        return {
+            "topic": self.tp.topic,
+            "partition": self.tp.partition,
+            "offset": self.record.offset,
+            "asset_id": event.asset_id if event else None,
+            "event_type": event.event_type if event else None,
+        }
+
 
 class Engine:
     def __init__(
@@ -162,9 +173,7 @@ class Engine:
             # A bug in the pipeline itself: still one outcome, never a silent ack.
             self._log.exception(
                 "record_processed",
-                topic=work.tp.topic,
-                partition=work.tp.partition,
-                offset=work.record.offset,
+                **work.context(),
                 outcome="failed",
                 handler=None,
                 duration_ms=None,
@@ -280,13 +289,7 @@ class Engine:
         self._in_flight -= len(works)
         self._wake.set()  # room was freed: a loop paused as full must look again
         for work in works:
-            self._log.info(
-                "record_released",
-                topic=work.tp.topic,
-                partition=work.tp.partition,
-                offset=work.record.offset,
-                reason=reason,
-            )
+            self._log.info("record_released", **work.context(), reason=reason)
 
     async def _wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
         self._progress = progress = asyncio.Event()

@@ -32,13 +32,7 @@ class Pipeline:
     async def process(self, work: Work) -> Outcome:
         started = time.perf_counter()
         record, decoded = work.record, work.decoded
-        log = self._log.bind(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            asset_id=None if isinstance(decoded, RecordError) else decoded.asset_id,
-            event_type=None if isinstance(decoded, RecordError) else decoded.event_type,
-        )
+        log = self._log.bind(**work.context())
         notes: dict[str, Any] = {}
         handler: str | None = None
         error: BaseException | None = None
