@@ -10,9 +10,11 @@ is a quick run. Scenarios, each on its own freshly produced topic:
 4. the daemon draining a large backlog: whether its memory stays flat.
 
 The daemon always runs as a real ``cover-consumer run`` process with its outcome lines in a
-file, so the numbers include JSON logging and the process's own start-up is visible apart.
-Rates are taken from the first to the last ``record_processed`` timestamp, which leaves out
-the group join (Tansu delays a first join by half the session timeout).
+file, so the numbers include JSON logging. Its rates are taken from the first to the last
+``record_processed`` timestamp, leaving out start-up and the group join (Tansu delays a
+first join by half the session timeout); the baseline's clock likewise starts with its first
+batch. Exit status 1 when a run could not be measured or its outcome lines do not match
+what was produced (missing, duplicated, not ``done``): then the numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -50,7 +53,7 @@ PARTITIONS = 8
 ASSETS = 1_000
 # Kafka's minimum session: Tansu delays a group's first join by half of it.
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
-# Large enough that the broker round trip, not the bounds, limits the log-handler runs.
+# Loose enough that neither bound holds the log-handler runs back: they measure CPU cost.
 THROUGHPUT_SETTINGS = {
     "max_in_flight": 1024,
     "fetch_max_records": 500,
@@ -62,7 +65,9 @@ SLEEP_IDEAL_RATE = SLEEP_IN_FLIGHT / 0.1
 GOAL_DAEMON_RATIO = 0.40
 GOAL_SLEEP_FRACTION = 0.80
 SAMPLE_INTERVAL = 0.2
-OUTCOME_MARK = b'"event":"record_processed"'  # as orjson renders it: compact, no spaces
+# Matched in the raw bytes so counting 200,000 lines while the daemon runs costs next to
+# nothing; the optional space keeps it working whichever JSON renderer logs.py uses.
+OUTCOME_MARK = re.compile(rb'"event": ?"record_processed"')
 MIB = 1024 * 1024
 
 
@@ -75,6 +80,7 @@ class DaemonRun:
     rate: float
     peak_rss: int
     early_rss: int  # at the first sample after 10% of the records had an outcome
+    cpu_share: float  # of one core while outcomes flowed: near 1.0 means CPU-bound
 
 
 @dataclass(frozen=True)
@@ -104,16 +110,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m consumer.devtools.bench", description=__doc__)
-    parser.add_argument("--records", type=int, default=100_000, help="throughput records")
-    parser.add_argument("--backlog", type=int, default=200_000, help="backlog records (RSS)")
+    parser = argparse.ArgumentParser(
+        prog="python -m consumer.devtools.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--records", type=_positive, default=100_000, help="throughput records")
+    parser.add_argument("--backlog", type=_positive, default=200_000, help="backlog records (RSS)")
     parser.add_argument(
-        "--sleep-records", type=int, default=20_000, help="records for the 100 ms handler"
+        "--sleep-records", type=_positive, default=20_000, help="records for the 100 ms handler"
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="baseline/daemon pairs; the medians are compared"
+        "--repeat", type=_positive, default=3, help="baseline/daemon pairs; medians are compared"
     )
     return parser.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 class _Bench:
@@ -131,37 +148,49 @@ class _Bench:
 
 
 def _run_scenarios(bench: _Bench, args: argparse.Namespace) -> Results:
-    rng = random.Random(20261121)
+    rng = random.Random(20261121)  # the same records every run
     assets = _asset_ids(rng, ASSETS)
+    baseline, daemon = _throughput(bench, rng, assets, args.records, args.repeat)
+    return Results(
+        baseline,
+        daemon,
+        _sleeping(bench, rng, args.sleep_records),
+        _backlog(bench, rng, assets, args.backlog),
+        args.backlog,
+    )
 
-    topic = _produce(bench, "throughput", (rng.choice(assets) for _ in range(args.records)), rng)
-    # Pairs, interleaved: whatever else loads the machine meanwhile hits both sides alike.
+
+def _throughput(
+    bench: _Bench, rng: random.Random, assets: list[str], records: int, repeat: int
+) -> tuple[float, DaemonRun]:
+    """Median bare-consumer rate and the median daemon run over one topic."""
+    topic = _produce(bench, "throughput", (rng.choice(assets) for _ in range(records)), rng)
     baselines: list[float] = []
     daemons: list[DaemonRun] = []
-    for i in range(args.repeat):
+    # Interleaved pairs: whatever else loads the machine meanwhile hits both sides alike.
+    for i in range(repeat):
         baselines.append(asyncio.run(_bare_consume(bench, topic, f"baseline-{i}")))
         _say(f"bare aiokafka + json.loads: {baselines[-1]:,.0f} events/s")
         daemons.append(_run_daemon(bench, f"log-{i}", topic, THROUGHPUT_SETTINGS))
-    baseline = statistics.median(baselines)
-    daemon = sorted(daemons, key=lambda run: run.rate)[len(daemons) // 2]
+    median_run = sorted(daemons, key=lambda run: run.rate)[len(daemons) // 2]
+    return statistics.median_high(baselines), median_run
 
+
+def _sleeping(bench: _Bench, rng: random.Random, records: int) -> DaemonRun:
     # Every record its own asset, so per-asset ordering never holds a slot back.
-    topic = _produce(bench, "sleep", _asset_ids(rng, args.sleep_records), rng)
-    sleep = _run_daemon(
-        bench,
-        "sleep",
-        topic,
-        {
-            "max_in_flight": SLEEP_IN_FLIGHT,
-            "fetch_max_records": 500,
-            "max_pending_per_partition": args.sleep_records,  # never the bound here
-        },
-        routes=[{"match": {}, "handlers": [SLEEP_HANDLER]}],
-    )
+    topic = _produce(bench, "sleep", _asset_ids(rng, records), rng)
+    settings = {
+        "max_in_flight": SLEEP_IN_FLIGHT,
+        "fetch_max_records": 500,
+        "max_pending_per_partition": records,  # never the bound here
+    }
+    routes = [{"match": {}, "handlers": [SLEEP_HANDLER]}]
+    return _run_daemon(bench, "sleep", topic, settings, routes)
 
-    topic = _produce(bench, "backlog", (rng.choice(assets) for _ in range(args.backlog)), rng)
-    backlog = _run_daemon(bench, "backlog", topic, THROUGHPUT_SETTINGS)
-    return Results(baseline, daemon, sleep, backlog, args.backlog)
+
+def _backlog(bench: _Bench, rng: random.Random, assets: list[str], records: int) -> DaemonRun:
+    topic = _produce(bench, "backlog", (rng.choice(assets) for _ in range(records)), rng)
+    return _run_daemon(bench, "backlog", topic, THROUGHPUT_SETTINGS)
 
 
 # -- producing -----------------------------------------------------------------------------
@@ -296,7 +325,7 @@ def _run_daemon(
             env=_daemon_env(bench),
         )
     try:
-        peak, early = _watch(process, out, len(topic.produced), err)
+        sampler = _watch(process, out, len(topic.produced), err)
         code = _terminate(process)
     finally:
         if process.poll() is None:  # the watch failed: nothing left to measure
@@ -304,8 +333,11 @@ def _run_daemon(
             process.wait()
     lines = _outcome_lines(out)
     bench.problems += [f"daemon {scenario}: {p}" for p in _verify(lines, topic, code)]
-    run = DaemonRun(_rate(lines), peak, early)
-    _say(f"daemon {scenario}: {run.rate:,.0f} events/s, peak RSS {peak / MIB:.0f} MiB")
+    run = DaemonRun(_rate(lines), sampler.peak, sampler.early or sampler.peak, sampler.cpu_share)
+    _say(
+        f"daemon {scenario}: {run.rate:,.0f} events/s, {run.cpu_share:.0%} of a core, "
+        f"peak RSS {run.peak_rss / MIB:.0f} MiB"
+    )
     return run
 
 
@@ -339,12 +371,9 @@ def _daemon_env(bench: _Bench) -> dict[str, str]:
     return env
 
 
-def _watch(
-    process: subprocess.Popen[bytes], out: Path, expected: int, err: Path
-) -> tuple[int, int]:
-    """Sample RSS every SAMPLE_INTERVAL until ``expected`` outcomes; return (peak, at 10%)."""
-    ps = psutil.Process(process.pid)
-    peak = early = 0
+def _watch(process: subprocess.Popen[bytes], out: Path, expected: int, err: Path) -> _Sampler:
+    """Sample the daemon every SAMPLE_INTERVAL until ``expected`` outcome lines are out."""
+    sampler = _Sampler(process.pid, expected)
     deadline = time.monotonic() + _timeout(expected)
     with _OutcomeCounter(out) as counter:
         while (done := counter.poll()) < expected:
@@ -355,15 +384,38 @@ def _watch(
                 )
             if time.monotonic() > deadline:
                 raise BenchError(f"daemon reported {done:,} of {expected:,} outcomes in time")
-            try:
-                rss = int(ps.memory_info().rss)
-            except psutil.Error:
-                continue  # exited between poll() and the sample: reported next round
-            peak = max(peak, rss)
-            if not early and done >= expected / 10:
-                early = rss
+            sampler.sample(done)
             time.sleep(SAMPLE_INTERVAL)
-    return peak, early or peak
+        sampler.sample(done)  # the CPU clock stops with the last outcome, not at SIGTERM
+    return sampler
+
+
+class _Sampler:
+    """Peak RSS, RSS once 10% are done, and the CPU share of one core while outcomes flow."""
+
+    def __init__(self, pid: int, expected: int) -> None:
+        self._process = psutil.Process(pid)
+        self._expected = expected
+        self._flowing: tuple[float, float] | None = None  # (wall, cpu) at the first outcome
+        self.peak = self.early = 0
+        self.cpu_share = 0.0
+
+    def sample(self, done: int) -> None:
+        try:
+            with self._process.oneshot():
+                rss = int(self._process.memory_info().rss)
+                times = self._process.cpu_times()
+        except psutil.Error:
+            return  # exited since the last check: the watch loop reports it
+        self.peak = max(self.peak, rss)
+        if not self.early and done >= self._expected / 10:
+            self.early = rss
+        now, cpu = time.monotonic(), float(times.user + times.system)
+        if self._flowing is None:
+            if done:  # the group join before this point is idle waiting, not work
+                self._flowing = (now, cpu)
+        elif now > self._flowing[0]:
+            self.cpu_share = (cpu - self._flowing[1]) / (now - self._flowing[0])
 
 
 class _OutcomeCounter:
@@ -376,7 +428,7 @@ class _OutcomeCounter:
 
     def poll(self) -> int:
         complete, _, self._partial = (self._partial + self._file.read()).rpartition(b"\n")
-        self._count += complete.count(OUTCOME_MARK)
+        self._count += len(OUTCOME_MARK.findall(complete))
         return self._count
 
     def __enter__(self) -> _OutcomeCounter:
@@ -398,7 +450,7 @@ def _outcome_lines(out: Path) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     with out.open("rb") as file:
         for raw in file:
-            if OUTCOME_MARK in raw:
+            if OUTCOME_MARK.search(raw):
                 lines.append(orjson.loads(raw))
     return lines
 
