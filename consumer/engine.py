@@ -81,6 +81,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._progress: asyncio.Event | None = None
         self._fetching: asyncio.Task[dict[TopicPartition, Sequence[Record]]] | None = None
+        self._fetching_from: frozenset[TopicPartition] = frozenset()
         self._last_commit = clock()
         self._stopping = False
 
@@ -110,22 +111,19 @@ class Engine:
     async def step(self) -> None:
         """One iteration: apply flow control, wait for records or for room, admit, commit."""
         self._apply_flow_control()
-        if self._fetching is None:
-            room = self._settings.max_in_flight - self._in_flight
-            self._fetching = asyncio.create_task(
-                self._source.fetch(
-                    self._settings.poll_timeout, max(1, min(room, self._settings.fetch_max_records))
-                )
-            )
+        fetching = self._fetch_from(frozenset(self._tracker.partitions()) - self._paused)
         # Racing the fetch against "room was freed" lets a paused partition resume at once
-        # instead of after the poll timeout. The fetch is not cancelled: it stays pending for
-        # the next step, and room only grows meanwhile, so its max_records stays safe.
+        # instead of after the poll timeout.
         woken = asyncio.create_task(self._wake.wait())
-        await asyncio.wait((self._fetching, woken), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            (woken,) if fetching is None else (woken, fetching),
+            timeout=self._settings.poll_timeout if fetching is None else None,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
         woken.cancel()
         self._wake.clear()
-        if self._fetching.done():
-            fetching, self._fetching = self._fetching, None
+        if fetching is not None and fetching.done():
+            self._fetching = None
             try:
                 self._admit(fetching.result())
             except KafkaError as exc:
@@ -133,6 +131,32 @@ class Engine:
                 # A persistent error (e.g. authorization) must not turn the loop into a spin.
                 await asyncio.sleep(self._settings.poll_timeout)
         await self._maybe_commit()
+
+    def _fetch_from(
+        self, active: frozenset[TopicPartition]
+    ) -> asyncio.Task[dict[TopicPartition, Sequence[Record]]] | None:
+        """The pending fetch for exactly the unpaused partitions, (re)started as needed.
+
+        A fetch is never asked for a paused partition: aiokafka drops the read-ahead of a
+        paused partition it looks at, and the records would be fetched twice. While all
+        partitions are paused nothing is fetched; aiokafka then counts the time towards
+        ``max_poll_interval_ms``, which is how Kafka notices a member stuck for that long.
+        """
+        current = self._fetching
+        if current is not None and (current.done() or self._fetching_from == active):
+            return current  # a finished fetch is admitted first, whatever it was for
+        if current is not None:
+            current.cancel()  # safe: a waiting getmany holds no records yet
+        self._fetching = None
+        if active:
+            room = self._settings.max_in_flight - self._in_flight
+            self._fetching = asyncio.create_task(
+                self._source.fetch(
+                    active, self._settings.poll_timeout, min(room, self._settings.fetch_max_records)
+                )
+            )
+            self._fetching_from = active
+        return self._fetching
 
     def _apply_flow_control(self) -> None:
         full = self._in_flight >= self._settings.max_in_flight

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
@@ -37,9 +37,11 @@ class Record(Protocol):
 
 class Source(Protocol):
     async def fetch(
-        self, timeout: float, max_records: int
-    ) -> dict[TopicPartition, Sequence[Record]]: ...
-    def assignment(self) -> set[TopicPartition]: ...
+        self, partitions: Collection[TopicPartition], timeout: float, max_records: int
+    ) -> dict[TopicPartition, Sequence[Record]]:
+        """Up to ``max_records`` records of ``partitions`` only, waiting up to ``timeout``."""
+        ...
+
     def pause(self, partitions: Collection[TopicPartition]) -> None: ...
     def resume(self, partitions: Collection[TopicPartition]) -> None: ...
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
@@ -70,15 +72,23 @@ class KafkaSource:
         await self._consumer.start()
 
     async def fetch(
-        self, timeout: float, max_records: int
+        self, partitions: Collection[TopicPartition], timeout: float, max_records: int
     ) -> dict[TopicPartition, Sequence[Record]]:
-        batch: dict[TopicPartition, Sequence[Record]] = await self._consumer.getmany(
-            timeout_ms=int(timeout * 1000), max_records=max_records
+        # aiokafka drains its read-ahead one partition at a time: a single getmany hands one
+        # partition the whole batch while the others starve. Take a share of each first.
+        batch: dict[TopicPartition, Sequence[Record]] = {}
+        share, left = max(1, max_records // len(partitions)), max_records
+        for tp in partitions:
+            if left <= 0:
+                break
+            batch.update(await self._consumer.getmany(tp, max_records=min(share, left)))
+            left = max_records - sum(len(records) for records in batch.values())
+        if batch:
+            return batch
+        waited: dict[TopicPartition, Sequence[Record]] = await self._consumer.getmany(
+            *partitions, timeout_ms=int(timeout * 1000), max_records=max_records
         )
-        return batch
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self._consumer.assignment())
+        return waited
 
     def pause(self, partitions: Collection[TopicPartition]) -> None:
         self._consumer.pause(*partitions)
@@ -96,7 +106,3 @@ class KafkaSource:
         """Leave the group; bounded, because a dead broker makes ``stop()`` wait for ever."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._consumer.stop(), timeout)
-
-    @property
-    def consumer(self) -> Any:
-        return self._consumer

@@ -55,6 +55,8 @@ class FakeSource:
         self.failing_commits = 0
         #: How many of the next fetches raise ``KafkaConnectionError``.
         self.failing_fetches = 0
+        #: The partitions each fetch was asked for.
+        self.fetched_from: list[frozenset[TopicPartition]] = []
         self.waiting = asyncio.Event()
         self._signal = asyncio.Event()
         self._pokes = 0
@@ -94,12 +96,15 @@ class FakeSource:
     # -- the Source protocol -----------------------------------------------------------
 
     async def fetch(
-        self, timeout: float, max_records: int
+        self, partitions: Collection[TopicPartition], timeout: float, max_records: int
     ) -> dict[TopicPartition, Sequence[Record]]:
+        # aiokafka drops the read-ahead of a paused partition it is asked about.
+        assert not set(partitions) & self.paused, "fetch asked for a paused partition"
+        self.fetched_from.append(frozenset(partitions))
         if self.failing_fetches:
             self.failing_fetches -= 1
             raise KafkaConnectionError("broker gone")
-        batch = self._take(max_records)
+        batch = self._take(partitions, max_records)
         if batch:
             return batch
         if self._pokes:
@@ -113,10 +118,7 @@ class FakeSource:
             return {}
         finally:
             self.waiting.clear()
-        return self._take(max_records)
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self.assigned)
+        return self._take(partitions, max_records)
 
     def pause(self, partitions: Collection[TopicPartition]) -> None:
         self.paused |= set(partitions)
@@ -136,10 +138,12 @@ class FakeSource:
         self.commits.append(dict(offsets))
         self.committed.update(offsets)
 
-    def _take(self, max_records: int) -> dict[TopicPartition, Sequence[Record]]:
+    def _take(
+        self, partitions: Collection[TopicPartition], max_records: int
+    ) -> dict[TopicPartition, Sequence[Record]]:
         batch: dict[TopicPartition, Sequence[Record]] = {}
         left = max_records
-        for tp in sorted(self.assigned - self.paused):
+        for tp in sorted((self.assigned & set(partitions)) - self.paused):
             if left <= 0:
                 break
             records = [r for r in self.logs[tp] if r.offset >= self.positions[tp]][:left]

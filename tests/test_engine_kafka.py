@@ -143,3 +143,27 @@ async def test_per_partition_cap_pauses_a_stalled_partition_and_others_keep_flow
         assert any(tp.partition == 0 for tp in engine.paused)
         release.set()
         await until(lambda: len(done) == 251)
+
+
+async def test_a_backlog_on_every_partition_is_shared_not_drained_one_by_one(
+    bootstrap: str, name: str
+) -> None:
+    await create_topic(bootstrap, name, 4)
+    for partition in range(4):
+        await produce(
+            bootstrap,
+            name,
+            [(None, cover_event(f"{partition}-{i}"), partition) for i in range(3000)],
+        )
+    order: list[int] = []
+
+    async def handler(event: Event, ctx: Context) -> Outcome:
+        await asyncio.sleep(0.001)
+        order.append(ctx.record.partition)
+        return DONE
+
+    async with running(bootstrap, name, handler, max_in_flight=64, fetch_max_records=64):
+        await until(lambda: len(order) >= 2000)
+
+    # Drained one by one, the first 2,000 would all come from a single partition's read-ahead.
+    assert sorted(set(order[:2000])) == [0, 1, 2, 3]

@@ -232,12 +232,15 @@ async def test_partitions_pause_when_full_and_resume_when_work_drains(make_rig: 
     await rig.step()
     assert rig.engine.in_flight == 2
 
+    fetches = len(rig.source.fetched_from)
     stepping = rig.start_step()
-    await bounded(rig.source.waiting.wait())
+    await asyncio.sleep(0)  # let the step run up to its wait
     assert rig.source.paused == {TP0, TP1}
     assert rig.engine.paused == {TP0, TP1}
+    assert len(rig.source.fetched_from) == fetches  # nothing to fetch from: no fetch
+    assert not stepping.done()
 
-    rig.process.release((0, 0))  # room again: wakes the blocked step
+    rig.process.release((0, 0))  # room again: wakes the waiting step
     await bounded(stepping)
     await rig.step()
     await rig.process.wait_started((1, 0))
@@ -246,6 +249,24 @@ async def test_partitions_pause_when_full_and_resume_when_work_drains(make_rig: 
     assert rig.process.started == [(0, 0), (0, 1), (1, 0)]
     assert rig.engine.in_flight == 2
     assert rig.process.max_running == 2
+
+
+async def test_a_pending_fetch_is_replaced_when_a_partition_resumes(make_rig: MakeRig) -> None:
+    rig = await make_rig(partitions=(TP0, TP1), max_pending_per_partition=1)
+    rig.process.hold((0, 0))
+    rig.add("a")
+    await rig.step()  # (0, 0) admitted: TP0 is at its cap
+    stepping = rig.start_step()
+    await bounded(rig.source.waiting.wait())
+    assert rig.source.fetched_from[-1] == {TP1}  # the paused TP0 is not asked for
+
+    rig.process.release((0, 0))
+    await bounded(stepping)  # woken by the freed room; its fetch is still waiting
+    rig.add("b")
+    await rig.step()
+    await rig.process.wait_started((0, 1))
+
+    assert rig.source.fetched_from[-1] == {TP0, TP1}
 
 
 async def test_partition_cap_counts_records_finished_behind_a_stalled_one(
@@ -262,15 +283,14 @@ async def test_partition_cap_counts_records_finished_behind_a_stalled_one(
 
     await rig.process.wait_finished((0, 1), (0, 2))
     stepping = rig.start_step()
-    await bounded(rig.source.waiting.wait())
+    await asyncio.sleep(0)  # let the step run up to its wait
     assert rig.source.paused == {TP0}  # window is 3: two done records wait behind (0, 0)
-    rig.source.poke()
-    await bounded(stepping)
     assert rig.engine.in_flight == 1  # nothing more admitted
     assert rig.source.positions[TP0] == 3
 
-    rig.process.release((0, 0))
+    rig.process.release((0, 0))  # the window drains: wakes the waiting step
     await rig.process.wait_finished((0, 0))
+    await bounded(stepping)
     await rig.step()
     await rig.process.wait_started((0, 3), (0, 4))
 

@@ -79,10 +79,11 @@ def test_member_joins_and_leaves_mid_stream_without_losing_records(
     total, partitions = 6000, 6
     asyncio.run(create_topic(bootstrap, name, partitions))
     asyncio.run(produce(bootstrap, name, keyed(total, 600)))
+    # ~800 records/s: the stream lasts long enough for a member to join and leave mid-way.
     config = daemon_config(
-        tmp_path, bootstrap, name, name, "tests.handlers:random_delay", max_in_flight=32
+        tmp_path, bootstrap, name, name, "tests.handlers:random_delay", max_in_flight=16
     )
-    env = {"TEST_MAX_DELAY_MS": "8"}
+    env = {"TEST_MAX_DELAY_MS": "40"}
     first = Daemon(config, tmp_path / "first.log", env=env)
     first.wait_for(lambda: len(first.outcomes()) >= 500, 60, "first member under way")
     second = Daemon(config, tmp_path / "second.log", env=env)
