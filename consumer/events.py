@@ -15,7 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Discriminator,
-    Field,
+    StringConstraints,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -74,40 +74,34 @@ def _absent_if_null(value: object) -> object:
     return value
 
 
+# Native (Rust-side) constraints and tuple defaults: decoding runs once per record, and
+# Python validators or mutable defaults (deep-copied per instance) cost more than the parse.
+_AssetId = Annotated[str, StringConstraints(min_length=1)]
+_Upper = Annotated[str, StringConstraints(to_upper=True)]
+
+
 class CoverInfo(_Model):
-    asset_id: Annotated[str, Field(min_length=1)]
-    status: str
-    cover_type: str | None = None
+    asset_id: _AssetId
+    status: _Upper
+    cover_type: _Upper | None = None
     title: str | None = None
     error_code: str | None = None
     error_msg: str | None = None
-    cover_urls: list[Snapshot] = []
+    cover_urls: tuple[Snapshot, ...] = ()
 
-    _nullish = field_validator("error_code", "error_msg", "cover_type", mode="before")(
-        _absent_if_null
-    )
-
-    @field_validator("status", "cover_type", mode="after")
-    @classmethod
-    def _upper(cls, value: str | None) -> str | None:
-        return value.upper() if value else value
+    _nullish = field_validator("error_code", "error_msg", mode="before")(_absent_if_null)
 
 
 class ThumbnailInfo(_Model):
-    asset_id: Annotated[str, Field(min_length=1)]
-    status: str
-    sample: list[Snapshot] = []
-    dots: list[Snapshot] = []
-    quantity: list[Snapshot] = []
+    asset_id: _AssetId
+    status: _Upper
+    sample: tuple[Snapshot, ...] = ()
+    dots: tuple[Snapshot, ...] = ()
+    quantity: tuple[Snapshot, ...] = ()
     error_code: str | None = None
     error_msg: str | None = None
 
     _nullish = field_validator("error_code", "error_msg", mode="before")(_absent_if_null)
-
-    @field_validator("status", mode="after")
-    @classmethod
-    def _upper(cls, value: str) -> str:
-        return value.upper()
 
 
 class CoverComplete(_Model):

@@ -32,7 +32,7 @@ class Pipeline:
     async def process(self, work: Work) -> Outcome:
         started = time.perf_counter()
         record, decoded = work.record, work.decoded
-        log = self._log.bind(**work.context())
+        context = work.context()
         notes: dict[str, Any] = {}
         handler: str | None = None
         error: BaseException | None = None
@@ -53,12 +53,15 @@ class Pipeline:
                 meta = RecordMeta(
                     record.topic, record.partition, record.offset, record.key, record.timestamp
                 )
-                handler, outcome, error = await self._run_route(route, decoded, meta, log, notes)
+                handler, outcome, error = await self._run_route(
+                    route, decoded, meta, context, notes
+                )
         # Failures log at error level so alerting on level alone catches them.
-        emit = log.error if isinstance(outcome, Failed) else log.info
-        # Handler notes first: the reserved fields below must win over a same-named note.
+        emit = self._log.error if isinstance(outcome, Failed) else self._log.info
+        # Handler notes first: the record's context and outcome must win over a same-named note.
         fields: dict[str, Any] = {
             **notes,
+            **context,
             "outcome": outcome.kind,
             "handler": handler,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
@@ -76,16 +79,14 @@ class Pipeline:
         route: Route,
         event: Event,
         meta: RecordMeta,
-        log: structlog.typing.FilteringBoundLogger,
+        context: dict[str, Any],
         notes: dict[str, Any],
     ) -> tuple[str, Outcome, BaseException | None]:
         outcome: Outcome = Skipped("route has no handlers")
         name = ""
         for step in route.steps:
             name = step.name
-            ctx = Context(
-                log=log.bind(handler=name), record=meta, clients=self._clients, notes=notes
-            )
+            ctx = Context(self._log, {**context, "handler": name}, meta, self._clients, notes)
             try:
                 outcome = await step.handler(event, ctx)
             except Exception as exc:

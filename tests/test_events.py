@@ -49,9 +49,9 @@ def test_succeeded_cover_carries_its_cover_urls() -> None:
 
     assert isinstance(event, CoverComplete)
     assert event.status == "SUCCEED"
-    assert event.cover_info.cover_urls == [
-        Snapshot(offset=0, url="https://cdn.example/a1/Cover0.jpg")
-    ]
+    assert event.cover_info.cover_urls == (
+        Snapshot(offset=0, url="https://cdn.example/a1/Cover0.jpg"),
+    )
 
 
 def test_thumbnail_complete_decodes_with_its_samples() -> None:
@@ -60,7 +60,7 @@ def test_thumbnail_complete_decodes_with_its_samples() -> None:
     assert isinstance(event, ThumbnailComplete)
     assert (event.asset_id, event.status, event.cover_type) == ("t1", "SUCCEED", None)
     assert [s.offset for s in event.thumbnail_info.sample] == [0]
-    assert event.thumbnail_info.dots == []
+    assert event.thumbnail_info.dots == ()
 
 
 @pytest.mark.parametrize("spelling", ["CoverComplete", "COVERCOMPLETE", "covercomplete"])

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import aiohttp
-import structlog
+from structlog.typing import FilteringBoundLogger
 
 
-@dataclass(frozen=True, slots=True)
-class RecordMeta:
-    """Where the event came from: the Kafka record's coordinates."""
+class RecordMeta(NamedTuple):
+    """Where the event came from: the Kafka record's coordinates (a tuple: made per record)."""
 
     topic: str
     partition: int
@@ -27,7 +26,6 @@ class Clients:
     http: aiohttp.ClientSession
 
 
-@dataclass(slots=True)
 class Context:
     """One handler call's view: a logger bound to the record, its coordinates, the attempt.
 
@@ -35,11 +33,31 @@ class Context:
     which API calls it made), so a handler need not log a line of its own.
     """
 
-    log: structlog.typing.FilteringBoundLogger
-    record: RecordMeta
-    clients: Clients
-    attempt: int = 1
-    notes: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("_bound", "_context", "_logger", "attempt", "clients", "notes", "record")
+
+    def __init__(
+        self,
+        logger: FilteringBoundLogger,
+        context: dict[str, Any],
+        record: RecordMeta,
+        clients: Clients,
+        notes: dict[str, Any],
+        attempt: int = 1,
+    ) -> None:
+        self._logger = logger
+        self._context = context
+        self._bound: FilteringBoundLogger | None = None
+        self.record = record
+        self.clients = clients
+        self.notes = notes
+        self.attempt = attempt
+
+    @property
+    def log(self) -> FilteringBoundLogger:
+        """Bound to the record's context on first use: most handlers never log a line."""
+        if self._bound is None:
+            self._bound = self._logger.bind(**self._context)
+        return self._bound
 
     def annotate(self, **fields: Any) -> None:
         self.notes.update(fields)
