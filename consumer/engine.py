@@ -74,7 +74,9 @@ class Engine:
         self._log = log
         self._clock = clock
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
-        self._scheduler: KeyedScheduler[Work] = KeyedScheduler(self._run)
+        self._scheduler: KeyedScheduler[Work] = KeyedScheduler(
+            self._run, workers=settings.max_in_flight
+        )
         self._in_flight = 0
         self._paused: set[TopicPartition] = set()
         self._revoking: set[TopicPartition] = set()

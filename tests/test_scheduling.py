@@ -62,7 +62,7 @@ class Runs:
 
 async def test_items_of_one_key_run_one_at_a_time_in_submission_order() -> None:
     runs = Runs()
-    scheduler = KeyedScheduler(runs)
+    scheduler = KeyedScheduler(runs, workers=8)
     items = [("a", n) for n in range(4)]
     for item in items:
         scheduler.submit("a", item)
@@ -79,7 +79,7 @@ async def test_items_of_one_key_run_one_at_a_time_in_submission_order() -> None:
 
 async def test_items_of_different_keys_run_at_the_same_time() -> None:
     runs = Runs()
-    scheduler = KeyedScheduler(runs)
+    scheduler = KeyedScheduler(runs, workers=8)
     scheduler.submit("a", ("a", 0))
     scheduler.submit("b", ("b", 0))
 
@@ -92,36 +92,58 @@ async def test_items_of_different_keys_run_at_the_same_time() -> None:
     await runs.finished_event(("b", 0))
 
 
-async def test_one_worker_task_per_key_whatever_the_queue_depth() -> None:
+async def test_concurrency_is_capped_by_a_fixed_pool_of_workers() -> None:
     runs = Runs()
-    scheduler = KeyedScheduler(runs)
+    scheduler = KeyedScheduler(runs, workers=3)
     tasks_before = len(asyncio.all_tasks())
+    for key in "abcdefgh":
+        scheduler.submit(key, (key, 0))
+    await runs.started_event(("c", 0))
 
-    for n in range(100):
-        scheduler.submit("a", ("a", n))
-    scheduler.submit("b", ("b", 0))
-
-    assert scheduler.active_keys == 2
-    assert len(asyncio.all_tasks()) - tasks_before == 2
+    assert len(asyncio.all_tasks()) - tasks_before == 3
+    assert sorted(scheduler.running()) == [("a", 0), ("b", 0), ("c", 0)]
     runs.release_all()
-    await runs.finished_event(("a", 99))
+    for key in "abcdefgh":
+        await runs.finished_event((key, 0))
+    assert runs.max_total == 3
 
 
-async def test_worker_of_a_key_ends_when_its_queue_is_empty() -> None:
+async def test_items_that_do_not_block_run_back_to_back_on_one_worker() -> None:
+    done: list[int] = []
+    all_done = asyncio.Event()
+
+    async def run(item: int) -> None:
+        done.append(item)
+        if len(done) == 100:
+            all_done.set()
+
+    scheduler = KeyedScheduler(run, workers=64)
+    tasks_before = len(asyncio.all_tasks())
+    for n in range(100):
+        scheduler.submit(f"k{n}", n)
+    async with asyncio.timeout(1):
+        await all_done.wait()
+
+    # One worker ran them all; a second was woken in case the first blocked, then parked.
+    assert len(asyncio.all_tasks()) - tasks_before <= 2
+    assert done == list(range(100))
+
+
+async def test_a_key_is_forgotten_when_its_queue_is_empty() -> None:
     runs = Runs()
-    scheduler = KeyedScheduler(runs)
+    scheduler = KeyedScheduler(runs, workers=8)
     scheduler.submit("a", ("a", 0))
     runs.release_all()
     await runs.finished_event(("a", 0))
 
-    # The worker's cleanup runs right after the item, before control comes back here.
+    # The worker forgets the key right after its last item, before control comes back here.
     assert scheduler.active_keys == 0
     assert scheduler.running() == []
 
 
 async def test_discard_waiting_removes_matching_items_that_have_not_started() -> None:
     runs = Runs()
-    scheduler = KeyedScheduler(runs)
+    scheduler = KeyedScheduler(runs, workers=8)
     for item in [("a", 0), ("a", 1), ("a", 2), ("a", 3), ("b", 0)]:
         scheduler.submit(item[0], item)
     await runs.started_event(("a", 0))
@@ -138,7 +160,7 @@ async def test_discard_waiting_removes_matching_items_that_have_not_started() ->
 
 async def test_cancel_all_returns_running_and_waiting_items_and_stops_every_worker() -> None:
     runs = Runs()
-    scheduler = KeyedScheduler(runs)
+    scheduler = KeyedScheduler(runs, workers=8)
     for item in [("a", 0), ("a", 1), ("b", 0)]:
         scheduler.submit(item[0], item)
     await runs.started_event(("a", 0))
