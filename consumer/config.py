@@ -108,6 +108,55 @@ class ConsumerSettings(BaseModel):
     fetch_max_records: _Count = 500
 
 
+class TierSpec(BaseModel):
+    """A delayed-retry tier: a topic whose records are due a fixed delay after they were written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delay: _Seconds
+    # Default: <kafka.topic>.retry.<delay>, e.g. vod-cover-events.retry.10m
+    topic: _NonEmpty | None = None
+
+
+class RetrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # In-process attempts of one handler (the first call included), with exponential
+    # backoff and full jitter, holding only that asset's queue.
+    quick_attempts: _Count = 3
+    quick_base_delay: _Seconds = 0.2
+    quick_max_delay: _Seconds = 5.0
+    # Total time one handler may spend in quick retries before going to a tier.
+    quick_budget: _Seconds = 15.0
+    # Calls of a handler raising unexpected exceptions before the event is dead-lettered.
+    unexpected_attempts: _Count = 3
+    # Each delayed retry goes to a later tier; after the last, the next handler or the DLQ.
+    tiers: list[TierSpec] = Field(
+        default_factory=lambda: [TierSpec(delay=60), TierSpec(delay=600), TierSpec(delay=3600)]
+    )
+
+
+class DeadLetterSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Default: <kafka.topic>.dlq
+    topic: _NonEmpty | None = None
+    # Stop consuming when more than `guard_threshold` of the last `guard_window` final
+    # outcomes were dead letters (once at least `guard_min_records` were seen).
+    guard_window: _Count = 200
+    guard_threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
+    guard_min_records: _Count = 50
+
+
+class TopicsSettings(BaseModel):
+    """What `cover-consumer topics ensure` creates when a topic is missing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partitions: _Count = 6
+    replication_factor: _Count = 3
+
+
 class LogSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -154,6 +203,9 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
+    topics: TopicsSettings = Field(default_factory=TopicsSettings)
     # None means the built-in default routes, which live with the router.
     routes: list[RouteSpec] | None = None
 

@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer
@@ -23,25 +24,69 @@ from structlog.typing import FilteringBoundLogger
 
 from consumer.config import Settings
 from consumer.engine import Engine
+from consumer.guard import DeadLetterGuard
 from consumer.handlers import Clients
-from consumer.kafka import consumer_options
+from consumer.headers import due_at
+from consumer.kafka import client_options, consumer_options
 from consumer.logs import get_logger
 from consumer.processing import Pipeline
 from consumer.routing import Router
+from consumer.sidetopics import SideTopics
+from consumer.sink import KafkaSink
 from consumer.source import KafkaSource
+from consumer.topology import Topology
 
-__all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_FORCED", "EXIT_OK", "build", "run"]
+__all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_FORCED", "EXIT_OK", "Daemon", "build", "run"]
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
 
 
+@dataclass(frozen=True, slots=True)
+class Daemon:
+    """The wired parts: Kafka source -> engine -> pipeline (routes, handlers) -> side topics."""
+
+    engine: Engine
+    source: KafkaSource
+    sink: KafkaSink
+    guard: DeadLetterGuard
+
+    async def start(self) -> None:
+        """Connect the producer, then join the group (both may wait on an absent broker)."""
+        await self.sink.start()
+        await self.source.start(self.engine.on_revoked, self.engine.on_assigned)
+
+
 def build(
     settings: Settings, router: Router, clients: Clients, log: FilteringBoundLogger
-) -> tuple[Engine, KafkaSource]:
-    """Wire the parts: Kafka source -> engine -> pipeline (routes, handlers)."""
-    source = KafkaSource(AIOKafkaConsumer(**consumer_options(settings.kafka)), settings.kafka.topic)
-    engine = Engine(source, Pipeline(router, clients, log).process, settings.consumer, log)
-    return engine, source
+) -> Daemon:
+    topology = Topology.from_settings(settings)
+    tier_topics = topology.tier_topics()
+    sink = KafkaSink(client_options(settings.kafka), log)
+    engine: Engine | None = None
+
+    def on_trip(why: str) -> None:
+        log.critical(
+            "dead_letter_guard_tripped",
+            reason=why,
+            action="consumption paused; find the cause, then restart",
+        )
+        if engine is not None:
+            engine.wake()
+
+    dl = settings.dead_letter
+    guard = DeadLetterGuard(dl.guard_window, dl.guard_threshold, dl.guard_min_records, on_trip)
+    side = SideTopics(sink, topology, guard, settings.kafka.group_id)
+    pipeline = Pipeline(router, clients, log, side, settings.retry)
+    source = KafkaSource(AIOKafkaConsumer(**consumer_options(settings.kafka)), topology.consumed)
+    engine = Engine(
+        source,
+        pipeline.process,
+        settings.consumer,
+        log,
+        not_before=lambda r: due_at(r.headers) if r.topic in tier_topics else None,
+        halted=lambda: guard.tripped,
+    )
+    return Daemon(engine, source, sink, guard)
 
 
 async def run(settings: Settings) -> int:
@@ -51,11 +96,12 @@ async def run(settings: Settings) -> int:
     _install_signal_handlers(stop)
     timeout = settings.consumer.shutdown_timeout
     async with aiohttp.ClientSession() as http:
-        engine, source = build(settings, router, Clients(http), log)
+        parts = build(settings, router, Clients(http), log)
+        engine, source = parts.engine, parts.source
         # Closed on every path, a failed start included: leaving the group is bounded anyway.
         close_by = time.monotonic() + timeout
         try:
-            if not await _until_stopped(source.start(engine.on_revoked, engine.on_assigned), stop):
+            if not await _until_stopped(parts.start(), stop):
                 log.info("shutdown", reason="signal before the consumer started")
                 return EXIT_OK
             log.info(
@@ -74,6 +120,7 @@ async def run(settings: Settings) -> int:
             drained = await engine.shutdown(timeout - min(5.0, timeout / 5))
         finally:
             await source.close(max(close_by - time.monotonic(), 0.1))
+            await parts.sink.close(max(close_by - time.monotonic(), 0.1))
         log.info(
             "shutdown",
             drained=drained,

@@ -67,12 +67,21 @@ class Engine:
         settings: ConsumerSettings,
         log: structlog.typing.FilteringBoundLogger,
         clock: Callable[[], float] = time.monotonic,
+        not_before: Callable[[Record], float | None] = lambda _: None,
+        halted: Callable[[], bool] = lambda: False,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._source = source
         self._process = process
         self._settings = settings
         self._log = log
         self._clock = clock
+        # A record of a retry tier is due at a wall-clock time (from its headers); its
+        # partition is held, unfetched, until then: due order is log order in a tier.
+        self._not_before = not_before
+        self._held: dict[TopicPartition, float] = {}
+        self._halted = halted
+        self._wall = wall
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._scheduler: KeyedScheduler[Work] = KeyedScheduler(
             self._run, workers=settings.max_in_flight
@@ -160,13 +169,20 @@ class Engine:
             self._fetching_from = active
         return self._fetching
 
+    def wake(self) -> None:
+        """Look at flow control again now (e.g. a guard tripped)."""
+        self._wake.set()
+
     def _apply_flow_control(self) -> None:
-        full = self._in_flight >= self._settings.max_in_flight
+        full = self._in_flight >= self._settings.max_in_flight or self._halted()
         cap = self._settings.max_pending_per_partition
+        now = self._wall()
+        for tp in [tp for tp, due in self._held.items() if due <= now]:
+            del self._held[tp]
         want = {
             tp
             for tp in self._tracker.partitions()
-            if full or tp in self._revoking or self._tracker[tp].window >= cap
+            if full or tp in self._revoking or tp in self._held or self._tracker[tp].window >= cap
         }
         if want != self._paused:
             if pause := want - self._paused:
@@ -182,6 +198,7 @@ class Engine:
                 continue  # fetched just before a rebalance took the partition away
             state = self._tracker[tp]
             room = min(cap - state.window, self._settings.max_in_flight - self._in_flight)
+            room = min(room, self._due_prefix(tp, records))
             if room < len(records):
                 # Exact bounds: hand the excess back to the broker position, fetch it later.
                 self._source.seek(tp, records[max(room, 0)].offset)
@@ -191,6 +208,16 @@ class Engine:
                 self._in_flight += 1
                 work = Work(record, tp, state)
                 self._scheduler.submit(work.key, work)
+
+    def _due_prefix(self, tp: TopicPartition, records: Sequence[Record]) -> int:
+        """How many leading records are due; hold the partition until the first that is not."""
+        now = self._wall()
+        for index, record in enumerate(records):
+            due = self._not_before(record)
+            if due is not None and due > now:
+                self._held[tp] = due
+                return index
+        return len(records)
 
     async def _run(self, work: Work) -> None:
         try:
@@ -279,6 +306,7 @@ class Engine:
         for tp in revoking:
             self._tracker.forget(tp)
             self._paused.discard(tp)
+            self._held.pop(tp, None)
         self._revoking -= revoking
         self._log.info("partitions_revoked", partitions=_names(revoking))
 

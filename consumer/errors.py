@@ -2,7 +2,8 @@
 
 ConsumerError
 ├── ConfigError          the configuration cannot be used (exit code 2)
-├── HandlerNotFound      a route names a handler that cannot be resolved
+│   └── HandlerNotFound  a route names a handler that cannot be resolved
+├── TransientError       worth retrying (clients raise it, or set ``retryable = True``)
 └── RecordError          one record cannot be processed; never stops the consumer
     ├── InvalidRecord    not JSON, or not a valid event: outcome ``failed``
     └── IgnoredRecord    valid but carries nothing to handle: outcome ``skipped``
@@ -25,6 +26,16 @@ class ConfigError(ConsumerError):
 
 class HandlerNotFound(ConfigError):
     """A handler name resolves to nothing callable."""
+
+
+class TransientError(ConsumerError):
+    """A failure that may pass: the handler is called again (quick retries, then tiers).
+
+    Any exception with a true ``retryable`` attribute is treated the same, so a client
+    library need not depend on this package to mark its errors.
+    """
+
+    retryable = True
 
 
 class RecordError(ConsumerError):

@@ -2,8 +2,11 @@
 
 A route runs its handlers in order. ``Done`` and ``Skipped`` settle the event and
 end the route; ``Handover`` passes the event to the next handler of the route
-(a fallback chain: "I could not, let the next one try"); ``Failed`` is a
-permanent failure. The next issues add ``Retry``.
+(a fallback chain: "I could not, let the next one try"); ``Retry`` asks to be
+called again later; ``Failed`` is a permanent failure (the event is dead-lettered).
+
+``Retried`` and ``DeadLettered`` are what the pipeline makes of those: the record
+was handed durably to a retry tier or to the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -11,7 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-__all__ = ["DONE", "Done", "Failed", "Handover", "Outcome", "Skipped"]
+__all__ = [
+    "DONE",
+    "DeadLettered",
+    "Done",
+    "Failed",
+    "Handover",
+    "Outcome",
+    "RecordOutcome",
+    "Retried",
+    "Retry",
+    "Skipped",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +61,39 @@ class Failed:
     kind: ClassVar[str] = "failed"
 
 
-Outcome = Done | Skipped | Handover | Failed
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Call this handler again later: in process if soon, else from a delayed-retry tier.
+
+    ``after`` (seconds) is the earliest the next call is useful; None leaves it to the backoff.
+    """
+
+    reason: str
+    after: float | None = None
+    error: str | None = None
+    kind: ClassVar[str] = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Retried:
+    """The record was written to a delayed-retry tier (``topic``), due at ``due`` (epoch s)."""
+
+    reason: str
+    topic: str
+    due: float
+    kind: ClassVar[str] = "retried"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """The record was written to the dead-letter topic."""
+
+    reason: str
+    error: str | None = None
+    kind: ClassVar[str] = "dead_lettered"
+
+
+Outcome = Done | Skipped | Handover | Failed | Retry
+RecordOutcome = Done | Skipped | Retried | DeadLettered
 
 DONE: Final = Done()

@@ -1,102 +1,234 @@
 """One record's way through: decoded event -> route -> handlers -> one outcome line.
 
-Every path ends in exactly one ``record_processed`` line; nothing here raises
-for a bad record or a failing handler (only cancellation goes through).
+A handler that asks to retry is called again in process a few times (backoff with
+full jitter, holding only its asset's queue); after that the record goes to a
+delayed-retry tier and, when it comes back, the route resumes at that handler.
+Past the last tier the next handler of the route takes over, or the record is
+dead-lettered. Every path ends in exactly one ``record_processed`` line; nothing
+here raises for a bad record or a failing handler (only cancellation goes through).
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from consumer.config import RetrySettings
 from consumer.engine import Work
 from consumer.errors import IgnoredRecord, RecordError
 from consumer.events import Event
 from consumer.handlers import Clients, Context, RecordMeta
-from consumer.outcomes import Failed, Handover, Outcome, Skipped
-from consumer.routing import Route, Router
+from consumer.headers import Trail
+from consumer.outcomes import (
+    DeadLettered,
+    Failed,
+    Handover,
+    Outcome,
+    RecordOutcome,
+    Retried,
+    Retry,
+    Skipped,
+)
+from consumer.retrying import backoff, is_transient, next_tier
+from consumer.routing import Route, Router, Step
+from consumer.sidetopics import SideTopics
 
 __all__ = ["Pipeline"]
 
 
+@dataclass(slots=True)
+class _Run:
+    """What the route did so far, for the outcome line."""
+
+    handler: str | None = None
+    attempt: int = 0
+    error: BaseException | None = None
+
+
 class Pipeline:
     def __init__(
-        self, router: Router, clients: Clients, log: structlog.typing.FilteringBoundLogger
+        self,
+        router: Router,
+        clients: Clients,
+        log: structlog.typing.FilteringBoundLogger,
+        side: SideTopics,
+        retry: RetrySettings,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         self._router = router
         self._clients = clients
         self._log = log
+        self._side = side
+        self._retry = retry
+        self._sleep = sleep
+        self._rng = rng
 
-    async def process(self, work: Work) -> Outcome:
+    async def process(self, work: Work) -> RecordOutcome:
         started = time.perf_counter()
         record, decoded = work.record, work.decoded
         context = work.context()
+        trail = Trail.of(
+            record.topic, record.partition, record.offset, record.timestamp, record.headers
+        )
         notes: dict[str, Any] = {}
-        handler: str | None = None
-        error: BaseException | None = None
-        if isinstance(decoded, RecordError):
-            outcome: Outcome = (
-                Skipped(decoded.reason)
-                if isinstance(decoded, IgnoredRecord)
-                else Failed(decoded.reason, error=type(decoded).__name__)
+        run = _Run()
+        outcome: RecordOutcome
+        if isinstance(decoded, IgnoredRecord):
+            outcome = Skipped(decoded.reason)
+        elif isinstance(decoded, RecordError):
+            # Not JSON or not an event: no retry can help; the DLQ keeps the bytes.
+            error = type(decoded).__name__
+            outcome = await self._side.dead_letter(record, trail, decoded.reason, error, None, 0)
+        elif (route := self._router.route(decoded)) is None:
+            outcome = Skipped(
+                f"no route for event_type={decoded.event_type} status={decoded.status} "
+                f"cover_type={decoded.cover_type}"
             )
         else:
-            route = self._router.route(decoded)
-            if route is None:
-                outcome = Skipped(
-                    f"no route for event_type={decoded.event_type} status={decoded.status} "
-                    f"cover_type={decoded.cover_type}"
-                )
-            else:
-                meta = RecordMeta(
-                    record.topic, record.partition, record.offset, record.key, record.timestamp
-                )
-                handler, outcome, error = await self._run_route(
-                    route, decoded, meta, context, notes
-                )
-        # Failures log at error level so alerting on level alone catches them.
-        emit = self._log.error if isinstance(outcome, Failed) else self._log.info
-        # Handler notes first: the record's context and outcome must win over a same-named note.
-        fields: dict[str, Any] = {
-            **notes,
-            **context,
-            "outcome": outcome.kind,
-            "handler": handler,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            "reason": outcome.reason,
-        }
-        if isinstance(outcome, Failed) and outcome.error:
-            fields["error"] = outcome.error
-        if error is not None:
-            fields["exc_info"] = error
-        emit("record_processed", **fields)
+            outcome = await self._run_route(route, decoded, work, trail, context, notes, run)
+        self._side.observe(outcome)
+        self._log_outcome(outcome, context, notes, run, started)
         return outcome
 
     async def _run_route(
         self,
         route: Route,
         event: Event,
+        work: Work,
+        trail: Trail,
+        context: dict[str, Any],
+        notes: dict[str, Any],
+        run: _Run,
+    ) -> RecordOutcome:
+        record = work.record
+        meta = RecordMeta(
+            record.topic, record.partition, record.offset, record.key, record.timestamp
+        )
+        steps = route.steps
+        handed_over = ""
+        for index in range(min(trail.step, len(steps) - 1), len(steps)):
+            resumed = index == trail.step
+            step = steps[index]
+            run.handler, run.error = step.name, None
+            outcome = await self._call(
+                step, event, meta, context, notes, run, trail.attempt if resumed else 0
+            )
+            if isinstance(outcome, Handover):
+                handed_over = outcome.reason
+                continue
+            if isinstance(outcome, Failed):
+                return await self._side.dead_letter(
+                    record, trail, outcome.reason, outcome.error, step.name, run.attempt
+                )
+            if not isinstance(outcome, Retry):
+                return outcome
+            tier = next_tier(self._side.tiers, trail.tier if resumed else -1, outcome.after)
+            if tier is not None:
+                return await self._side.retry(
+                    record, trail, tier, index, run.attempt, outcome.reason
+                )
+            if index + 1 == len(steps):
+                return await self._side.dead_letter(
+                    record,
+                    trail,
+                    f"retries exhausted: {outcome.reason}",
+                    outcome.error,
+                    step.name,
+                    run.attempt,
+                )
+        return await self._side.dead_letter(
+            record,
+            trail,
+            f"every handler handed over; last: {handed_over}",
+            None,
+            run.handler,
+            run.attempt,
+        )
+
+    async def _call(
+        self,
+        step: Step,
+        event: Event,
         meta: RecordMeta,
         context: dict[str, Any],
         notes: dict[str, Any],
-    ) -> tuple[str, Outcome, BaseException | None]:
-        outcome: Outcome = Skipped("route has no handlers")
-        name = ""
-        for step in route.steps:
-            name = step.name
-            ctx = Context(self._log, {**context, "handler": name}, meta, self._clients, notes)
-            try:
-                outcome = await step.handler(event, ctx)
-            except Exception as exc:
-                return name, Failed(f"{type(exc).__name__}: {exc}", type(exc).__name__), exc
-            if not isinstance(outcome, Outcome):  # user code may return anything
-                return (
-                    name,
-                    Failed(f"handler returned {type(outcome).__name__}, not an outcome"),
-                    None,
-                )
-            if not isinstance(outcome, Handover):
-                return name, outcome, None
-        return name, Failed(f"every handler handed over; last: {outcome.reason}"), None
+        run: _Run,
+        attempts_before: int,
+    ) -> Outcome:
+        """Call one handler, with the quick in-process retries."""
+        policy = self._retry
+        deadline = time.monotonic() + policy.quick_budget
+        outcome: Outcome = Handover("not called")
+        for quick in range(1, policy.quick_attempts + 1):
+            run.attempt = attempts_before + quick
+            outcome = await self._call_once(step, event, meta, context, notes, run)
+            if not isinstance(outcome, Retry):
+                return outcome
+            delay = max(
+                outcome.after or 0.0,
+                backoff(quick, policy.quick_base_delay, policy.quick_max_delay, self._rng),
+            )
+            if quick == policy.quick_attempts or time.monotonic() + delay > deadline:
+                break
+            await self._sleep(delay)
+        return outcome
+
+    async def _call_once(
+        self,
+        step: Step,
+        event: Event,
+        meta: RecordMeta,
+        context: dict[str, Any],
+        notes: dict[str, Any],
+        run: _Run,
+    ) -> Outcome:
+        ctx = Context(
+            self._log, {**context, "handler": step.name}, meta, self._clients, notes, run.attempt
+        )
+        try:
+            outcome = await step.handler(event, ctx)
+        except Exception as exc:
+            run.error = exc
+            reason, error = f"{type(exc).__name__}: {exc}", type(exc).__name__
+            if is_transient(exc) or run.attempt < self._retry.unexpected_attempts:
+                return Retry(reason, error=error)
+            return Failed(f"unexpected error, {run.attempt} attempts: {reason}", error)
+        if not isinstance(outcome, Outcome):  # user code may return anything
+            return Failed(f"handler returned {type(outcome).__name__}, not an outcome")
+        return outcome
+
+    def _log_outcome(
+        self,
+        outcome: RecordOutcome,
+        context: dict[str, Any],
+        notes: dict[str, Any],
+        run: _Run,
+        started: float,
+    ) -> None:
+        # Handler notes first: the record's context and outcome must win over a same-named note.
+        fields: dict[str, Any] = {
+            **notes,
+            **context,
+            "outcome": outcome.kind,
+            "handler": run.handler,
+            "attempt": run.attempt,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "reason": outcome.reason,
+        }
+        if isinstance(outcome, DeadLettered):
+            fields["error"] = outcome.error
+            if run.error is not None:
+                fields["exc_info"] = run.error
+            self._log.error("record_processed", **fields)
+            return
+        if isinstance(outcome, Retried):
+            fields["retry_topic"] = outcome.topic
+            fields["due"] = round(outcome.due, 3)
+        self._log.info("record_processed", **fields)

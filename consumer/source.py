@@ -33,6 +33,8 @@ class Record(Protocol):
     def value(self) -> bytes | None: ...
     @property
     def timestamp(self) -> int: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 class Source(Protocol):
@@ -61,14 +63,14 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class KafkaSource:
-    """A ``Source`` over one ``AIOKafkaConsumer`` subscribed to one topic."""
+    """A ``Source`` over one ``AIOKafkaConsumer`` subscribed to the main and retry topics."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, topics: Sequence[str]) -> None:
         self._consumer = consumer
-        self._topic = topic
+        self._topics = list(topics)
 
     async def start(self, on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> None:
-        self._consumer.subscribe([self._topic], listener=_Listener(on_revoked, on_assigned))
+        self._consumer.subscribe(self._topics, listener=_Listener(on_revoked, on_assigned))
         await self._consumer.start()
 
     async def fetch(

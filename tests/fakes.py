@@ -10,10 +10,14 @@ from dataclasses import dataclass
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
+from consumer.config import Settings
 from consumer.events import Event
+from consumer.guard import DeadLetterGuard
 from consumer.handlers import Context
 from consumer.outcomes import DONE, Outcome
+from consumer.sidetopics import SideTopics
 from consumer.source import Record
+from consumer.topology import Topology
 
 __all__ = [
     "FakeRecord",
@@ -33,6 +37,7 @@ class FakeRecord:
     key: bytes | None
     value: bytes | None
     timestamp: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class FakeSource:
@@ -201,3 +206,28 @@ async def some_handler(event: Event, ctx: Context) -> Outcome:
 
 
 NOT_CALLABLE = 42
+
+
+class FakeSink:
+    """The ``consumer.sink.Sink`` contract in memory: every write is acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, dict[str, str]]] = []
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> None:
+        self.sent.append((topic, key, value, {k: v.decode() for k, v in headers}))
+
+
+def side_topics(
+    sink: FakeSink, tiers: Sequence[float] = (60, 600), guard: DeadLetterGuard | None = None
+) -> SideTopics:
+    """Side topics of main topic ``vod-cover-events`` with the given tier delays."""
+    settings = Settings(retry={"tiers": [{"delay": d} for d in tiers]})
+    guard = guard or DeadLetterGuard(200, 0.5, 50, on_trip=lambda why: None)
+    return SideTopics(sink, Topology.from_settings(settings), guard, "test-group")

@@ -33,8 +33,9 @@ async def running(
         [RouteSpec(match=MatchSpec(), handlers=["h"])], resolve_handler=lambda _: handler
     )
     async with aiohttp.ClientSession() as http:
-        engine, source = build(settings, router, Clients(http), structlog.get_logger())
-        await source.start(engine.on_revoked, engine.on_assigned)
+        parts = build(settings, router, Clients(http), structlog.get_logger())
+        engine, source = parts.engine, parts.source
+        await parts.start()
         task = asyncio.create_task(engine.run())
         try:
             yield engine
@@ -42,6 +43,7 @@ async def running(
             task.cancel()
             await engine.shutdown(5)
             await source.close(5)
+            await parts.sink.close(5)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 30) -> None:

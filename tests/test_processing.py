@@ -11,15 +11,15 @@ from aiokafka import TopicPartition
 from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
-from consumer.config import MatchSpec, RouteSpec
+from consumer.config import MatchSpec, RetrySettings, RouteSpec
 from consumer.engine import Work
 from consumer.events import Event
 from consumer.handlers import Clients, Context, Handler
 from consumer.offsets import PartitionOffsets
-from consumer.outcomes import DONE, Done, Failed, Handover, Outcome, Skipped
+from consumer.outcomes import DONE, DeadLettered, Done, Failed, Handover, Outcome, Skipped
 from consumer.processing import Pipeline
 from consumer.routing import Router
-from tests.fakes import FakeRecord, cover_event, smn, thumbnail_event
+from tests.fakes import FakeRecord, FakeSink, cover_event, side_topics, smn, thumbnail_event
 
 TP = TopicPartition("vod-cover-events", 3)
 
@@ -91,11 +91,19 @@ def logs() -> Iterator[list[EventDict]]:
         yield entries
 
 
-def pipeline(clients: Clients, *handlers: str) -> Pipeline:
-    """Covers go to ``handlers``; every other event has no route."""
+async def no_sleep(seconds: float) -> None:
+    SLEPT.append(seconds)
+
+
+SLEPT: list[float] = []
+
+
+def pipeline(clients: Clients, *handlers: str, sink: FakeSink | None = None) -> Pipeline:
+    """Covers go to ``handlers``; every other event has no route. Backoff sleeps are recorded."""
     routes = [RouteSpec(match=MatchSpec(event_type="coverComplete"), handlers=list(handlers))]
     router = Router.from_specs(routes, resolve_handler=HANDLERS.__getitem__)
-    return Pipeline(router, clients, structlog.get_logger())
+    side = side_topics(sink or FakeSink())
+    return Pipeline(router, clients, structlog.get_logger(), side, RetrySettings(), sleep=no_sleep)
 
 
 def work(value: bytes | None, offset: int = 42) -> Work:
@@ -148,15 +156,19 @@ async def test_an_event_with_no_route_is_skipped_with_the_reason(
     assert line["reason"].startswith("no route for event_type=thumbnailComplete")
 
 
-async def test_an_invalid_record_fails_with_its_reason_and_error_class(
+async def test_an_invalid_record_is_dead_lettered_with_its_reason_and_error_class(
     clients: Clients, logs: list[EventDict]
 ) -> None:
-    outcome = await pipeline(clients, "done").process(work(b"{not json"))
+    sink = FakeSink()
+    outcome = await pipeline(clients, "done", sink=sink).process(work(b"{not json"))
 
-    assert isinstance(outcome, Failed)
+    assert isinstance(outcome, DeadLettered)
+    assert [(topic, value) for topic, _, value, _ in sink.sent] == [
+        ("vod-cover-events.dlq", b"{not json")
+    ]
     line = outcome_line(logs)
     assert (line["outcome"], line["error"], line["log_level"]) == (
-        "failed",
+        "dead_lettered",
         "InvalidRecord",
         "error",
     )
@@ -191,29 +203,34 @@ async def test_a_handler_skipping_ends_the_route_as_skipped(
     )
 
 
-async def test_a_handler_failing_is_logged_at_error_level(
+async def test_a_handler_failing_is_dead_lettered_and_logged_at_error_level(
     clients: Clients, logs: list[EventDict]
 ) -> None:
     outcome = await pipeline(clients, "gives_up").process(work(cover_event("a1")))
 
-    assert outcome == Failed("asset deleted")
+    assert outcome == DeadLettered("asset deleted")
     line = outcome_line(logs)
     assert (line["outcome"], line["reason"], line["log_level"]) == (
-        "failed",
+        "dead_lettered",
         "asset deleted",
         "error",
     )
 
 
-async def test_a_raising_handler_fails_the_record_without_raising(
+async def test_a_handler_raising_unexpectedly_is_retried_then_dead_lettered_without_raising(
     clients: Clients, logs: list[EventDict]
 ) -> None:
     outcome = await pipeline(clients, "boom", "done").process(work(cover_event("a1")))
 
-    assert outcome == Failed("RuntimeError: VOD said 500", "RuntimeError")
+    reason = "unexpected error, 3 attempts: RuntimeError: VOD said 500"
+    assert outcome == DeadLettered(reason, "RuntimeError")
     line = outcome_line(logs)
-    assert (line["outcome"], line["handler"], line["error"]) == ("failed", "boom", "RuntimeError")
-    assert line["reason"] == "RuntimeError: VOD said 500"
+    assert (line["outcome"], line["handler"], line["error"]) == (
+        "dead_lettered",
+        "boom",
+        "RuntimeError",
+    )
+    assert (line["reason"], line["attempt"]) == (reason, 3)
     assert isinstance(line["exc_info"], RuntimeError)
 
 
@@ -226,25 +243,25 @@ async def test_handover_passes_the_event_to_the_next_handler(
     assert (outcome_line(logs)["outcome"], outcome_line(logs)["handler"]) == ("done", "done")
 
 
-async def test_handover_by_the_last_handler_fails_the_record(
+async def test_handover_by_the_last_handler_dead_letters_the_record(
     clients: Clients, logs: list[EventDict]
 ) -> None:
     outcome = await pipeline(clients, "hand_over", "hand_over").process(work(cover_event("a1")))
 
-    assert isinstance(outcome, Failed)
+    assert isinstance(outcome, DeadLettered)
     line = outcome_line(logs)
-    assert (line["outcome"], line["handler"]) == ("failed", "hand_over")
+    assert (line["outcome"], line["handler"]) == ("dead_lettered", "hand_over")
     assert line["reason"] == "every handler handed over; last: API unavailable"
 
 
-async def test_a_handler_returning_a_non_outcome_fails_the_record(
+async def test_a_handler_returning_a_non_outcome_dead_letters_the_record(
     clients: Clients, logs: list[EventDict]
 ) -> None:
     outcome = await pipeline(clients, "returns_a_string", "done").process(work(cover_event("a1")))
 
-    assert isinstance(outcome, Failed)
+    assert isinstance(outcome, DeadLettered)
     line = outcome_line(logs)
-    assert (line["outcome"], line["handler"]) == ("failed", "returns_a_string")
+    assert (line["outcome"], line["handler"]) == ("dead_lettered", "returns_a_string")
     assert line["reason"] == "handler returned str, not an outcome"
 
 

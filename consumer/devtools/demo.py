@@ -160,10 +160,10 @@ def _print_summary(outcomes: list[dict[str, Any]], expected: int, code: int) -> 
     by_outcome = Counter((o["outcome"], o["handler"] or "-") for o in outcomes)
     reasons = Counter(_short(o["reason"]) for o in outcomes if o["reason"])
     print(f"\n{len(outcomes)} of {expected} records have an outcome; daemon exit code {code}\n")
-    print(f"{'outcome':<10}{'handler':<10}{'records':>8}")
+    print(f"{'outcome':<15}{'handler':<10}{'records':>8}")
     for (outcome, handler), count in sorted(by_outcome.items()):
-        print(f"{outcome:<10}{handler:<10}{count:>8}")
-    print("\nreasons (skipped / failed):")
+        print(f"{outcome:<15}{handler:<10}{count:>8}")
+    print("\nreasons (skipped / dead-lettered):")
     for reason, count in reasons.most_common():
         print(f"{count:>6}  {reason}")
 

@@ -1,0 +1,73 @@
+"""Where retried and dead-lettered records go: the ``Sink`` contract and its Kafka producer.
+
+A write returns only once the broker acknowledged it (``acks=all``): the source
+record is committed after that, so a crash in between yields a duplicate at
+worst. While the broker is down a write waits and tries again; the record
+holds its slot in flight, so memory stays bounded and nothing commits past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from structlog.typing import FilteringBoundLogger
+
+__all__ = ["KafkaSink", "Sink"]
+
+
+class Sink(Protocol):
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> None:
+        """Return once the record is durably written; never give up (cancel to stop)."""
+        ...
+
+
+class KafkaSink:
+    def __init__(
+        self, options: dict[str, Any], log: FilteringBoundLogger, max_delay: float = 5.0
+    ) -> None:
+        self._producer = AIOKafkaProducer(**options, acks="all")
+        self._log = log
+        self._max_delay = max_delay
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def close(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._producer.stop(), timeout)
+        except TimeoutError:
+            self._log.warning("producer_close_timeout", seconds=timeout)
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._producer.send_and_wait(topic, value, key=key, headers=list(headers))
+            except KafkaError as exc:
+                self._log.warning(
+                    "side_write_failed",
+                    topic=topic,
+                    error=type(exc).__name__,
+                    reason=str(exc),
+                    retry_in=delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_delay)
+            else:
+                return
