@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from consumer import daemon
 from consumer.config import Settings, load_settings, render_masked, secret_values
@@ -32,7 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(render_masked(settings))
             return daemon.EXIT_OK
         configure(settings.log, secret_values(settings))
-        return _run_daemon(settings)
+        if args.command == "run":
+            return _run_daemon(settings)
+        return asyncio.run(_operate(args, settings))
     except ConfigError as exc:
         print(f"cover-consumer: {exc}", file=sys.stderr)
         return daemon.EXIT_CONFIG
@@ -49,6 +52,20 @@ def _run_daemon(settings: Settings) -> int:
         return daemon.EXIT_FATAL
 
 
+async def _operate(args: argparse.Namespace, settings: Settings) -> int:
+    from consumer import ops
+
+    if args.command == "topics":
+        await ops.ensure_topics(settings, sys.stdout)
+    elif args.action == "list":
+        await ops.dlq_list(settings, sys.stdout)
+    else:
+        await ops.dlq_replay(
+            settings, sys.stdout, args.reason, args.since, args.limit, args.dry_run
+        )
+    return daemon.EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cover-consumer",
@@ -61,11 +78,30 @@ def _parser() -> argparse.ArgumentParser:
         ("run", "run the daemon until SIGTERM/SIGINT"),
         ("check-config", "print the effective config (secrets masked); exit 2 if invalid"),
     ):
-        sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument(
-            "--config",
-            metavar="FILE",
-            help="YAML config file (default: $COVER_CONSUMER_CONFIG, else embedded defaults)",
-        )
+        _config_option(commands.add_parser(name, help=text, description=text))
+    topics = commands.add_parser("topics", help="operate on the topics")
+    topics.add_argument("action", choices=["ensure"], help="create missing main/retry/DLQ topics")
+    _config_option(topics)
+    dlq = commands.add_parser("dlq", help="inspect or replay dead letters")
+    dlq_actions = dlq.add_subparsers(dest="action", required=True)
+    _config_option(dlq_actions.add_parser("list", help="count dead letters by reason"))
+    replay = dlq_actions.add_parser(
+        "replay", help="republish dead letters to the main topic, each at most once"
+    )
+    _config_option(replay)
+    replay.add_argument("--reason", help="only dead letters whose reason contains this")
+    replay.add_argument(
+        "--since", type=datetime.fromisoformat, help="only those written at or after (ISO 8601)"
+    )
+    replay.add_argument("--limit", type=int, help="at most this many")
+    replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
     commands.add_parser("demo", help="run the demo on an embedded broker (needs the dev extra)")
     return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML config file (default: $COVER_CONSUMER_CONFIG, else embedded defaults)",
+    )

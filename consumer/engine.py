@@ -198,7 +198,9 @@ class Engine:
                 continue  # fetched just before a rebalance took the partition away
             state = self._tracker[tp]
             room = min(cap - state.window, self._settings.max_in_flight - self._in_flight)
-            room = min(room, self._due_prefix(tp, records))
+            # Only records within room may hold the partition: one cut off by a cap is
+            # fetched again anyway, and holding on it would delay due records before it.
+            room = min(room, self._due_prefix(tp, records[: max(room, 0)]))
             if room < len(records):
                 # Exact bounds: hand the excess back to the broker position, fetch it later.
                 self._source.seek(tp, records[max(room, 0)].offset)

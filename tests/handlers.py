@@ -10,8 +10,10 @@ import asyncio
 import os
 import random
 import time
+from pathlib import Path
 
-from consumer import DONE, Context, Event, Outcome
+from consumer import DONE, Context, Event, Failed, Outcome
+from consumer.outcomes import Retry
 
 _active: set[str] = set()
 
@@ -43,3 +45,26 @@ async def probe(event: Event, ctx: Context) -> Outcome:
         _active.discard(asset)
     ctx.annotate(started_ns=started, ended_ns=time.monotonic_ns(), overlapped=overlapped)
     return DONE
+
+
+async def retry_once(event: Event, ctx: Context) -> Outcome:
+    """Ask for a delayed retry on the first call (TEST_RETRY_AFTER s), succeed after."""
+    if ctx.attempt == 1:
+        return Retry(
+            "thumbnails still processing", after=float(os.environ.get("TEST_RETRY_AFTER", "1"))
+        )
+    return DONE
+
+
+async def gives_up(event: Event, ctx: Context) -> Outcome:
+    return Failed("asset is gone")
+
+
+async def gated_failure(event: Event, ctx: Context) -> Outcome:
+    """Fail permanently, but only once the file TEST_GATE_FILE exists."""
+    gate = Path(os.environ["TEST_GATE_FILE"])
+    ctx.log.info("gate_waiting")
+    # The gate is opened by another process (the test), so it is a file, polled.
+    while not gate.exists():  # noqa: ASYNC110, ASYNC240
+        await asyncio.sleep(0.05)
+    return Failed("asset is gone")

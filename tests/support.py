@@ -8,14 +8,24 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import structlog
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from consumer.config import Settings
+from consumer.daemon import Daemon as Parts
+from consumer.daemon import build
+from consumer.handlers import Clients, Handler
+from consumer.routing import Router
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,10 +59,15 @@ def cover_event(asset_id: str, status: str = "FAILED", seq: int = 0) -> bytes:
 
 
 async def produce(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes, int | None]]
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes, int | None]],
+    max_request_size: int = 2**20,
 ) -> int:
     """Send (key, value, partition or None) records; return how many were acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=max_request_size
+    )
     await producer.start()
     try:
         futures = [
@@ -83,11 +98,13 @@ def daemon_config(
     tmp: Path, bootstrap: str, topic: str, group: str, handler: str, **consumer: Any
 ) -> Path:
     path = tmp / f"{group}.yaml"
+    extra = consumer.pop("extra", {})
     config = {
         "kafka": {"bootstrap_servers": bootstrap, "topic": topic, "group_id": group, **FAST_GROUP},
         "consumer": {"commit_interval": 0.2, "shutdown_timeout": 10, **consumer},
         "log": {"format": "json"},
         "routes": [{"match": {}, "handlers": [handler]}],
+        **extra,
     }
     path.write_text(yaml.safe_dump(config))
     return path
@@ -149,3 +166,114 @@ class Daemon:
 
 def coordinates(lines: Iterable[dict[str, Any]]) -> list[tuple[int, int]]:
     return [(line["partition"], line["offset"]) for line in lines]
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` now (no group): value, key, headers as a dict."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            return []
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def header_map(record: Any) -> dict[str, str]:
+    return {key: value.decode() for key, value in record.headers}
+
+
+class Proxy:
+    """A TCP proxy in a thread of its own, to cut the daemon off its broker and back."""
+
+    def __init__(self, listen_port: int, target_port: int) -> None:
+        self.port, self._target = listen_port, target_port
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.StreamWriter] = set()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    def up(self) -> None:
+        self._call(self._up())
+
+    def down(self) -> None:
+        """Refuse new connections and cut the open ones, like a broker that died."""
+        self._call(self._down())
+
+    async def _up(self) -> None:
+        self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
+
+    async def _down(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._pipes):
+            writer.transport.abort()
+        self._pipes.clear()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._pipes |= {writer, up_writer}
+        await asyncio.gather(
+            self._copy(reader, up_writer), self._copy(up_reader, writer), return_exceptions=True
+        )
+
+    async def _copy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()
+            self._pipes.discard(writer)
+
+
+@asynccontextmanager
+async def in_process(settings: Settings, handlers: dict[str, Handler]) -> AsyncIterator[Parts]:
+    """The daemon's parts running in this process; routes name handlers of ``handlers``."""
+    router = Router.from_specs(settings.routes, resolve_handler=handlers.__getitem__)
+    async with aiohttp.ClientSession() as http:
+        parts = build(settings, router, Clients(http), structlog.get_logger())
+        await parts.start()
+        task = asyncio.create_task(parts.engine.run())
+        try:
+            yield parts
+        finally:
+            task.cancel()
+            await parts.engine.shutdown(5)
+            await parts.source.close(5)
+            await parts.sink.close(5)
+
+
+def settings_for(bootstrap: str, topic: str, *handlers: str, **sections: Any) -> Settings:
+    """Settings for a test topic/group named ``topic``, one catch-all route to ``handlers``."""
+    return Settings(
+        kafka={"bootstrap_servers": bootstrap, "topic": topic, "group_id": topic, **FAST_GROUP},
+        consumer={"commit_interval": 0.1, **sections.pop("consumer", {})},
+        routes=[{"match": {}, "handlers": list(handlers)}],
+        **sections,
+    )
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)

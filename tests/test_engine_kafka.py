@@ -5,52 +5,31 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
-import structlog
-
 from consumer import DONE, Context, Event, Outcome
-from consumer.config import MatchSpec, RouteSpec, Settings
-from consumer.daemon import build
 from consumer.engine import Engine
-from consumer.handlers import Clients, Handler
-from consumer.routing import Router
-from tests.support import FAST_GROUP, committed, cover_event, create_topic, produce
+from consumer.handlers import Handler
+from tests.support import (
+    committed,
+    cover_event,
+    create_topic,
+    in_process,
+    produce,
+    settings_for,
+    until,
+)
 
 
 @asynccontextmanager
 async def running(
     bootstrap: str, topic: str, handler: Handler, **consumer: Any
 ) -> AsyncIterator[Engine]:
-    settings = Settings(
-        kafka={"bootstrap_servers": bootstrap, "topic": topic, "group_id": topic, **FAST_GROUP},
-        consumer={"commit_interval": 0.1, **consumer},
-    )
-    router = Router.from_specs(
-        [RouteSpec(match=MatchSpec(), handlers=["h"])], resolve_handler=lambda _: handler
-    )
-    async with aiohttp.ClientSession() as http:
-        parts = build(settings, router, Clients(http), structlog.get_logger())
-        engine, source = parts.engine, parts.source
-        await parts.start()
-        task = asyncio.create_task(engine.run())
-        try:
-            yield engine
-        finally:
-            task.cancel()
-            await engine.shutdown(5)
-            await source.close(5)
-            await parts.sink.close(5)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
+    settings = settings_for(bootstrap, topic, "h", consumer=consumer)
+    async with in_process(settings, {"h": handler}) as parts:
+        yield parts.engine
 
 
 async def test_same_asset_runs_serially_in_offset_order_while_assets_overlap(
