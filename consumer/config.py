@@ -106,6 +106,8 @@ class ConsumerSettings(BaseModel):
     revoke_timeout: _Seconds = 10.0
     poll_timeout: _Seconds = 0.5
     fetch_max_records: _Count = 500
+    # A handler call running longer is cancelled and counts as a transient failure.
+    handler_timeout: _Seconds = 120.0
 
 
 class TierSpec(BaseModel):
@@ -157,6 +159,18 @@ class TopicsSettings(BaseModel):
     replication_factor: _Count = 3
 
 
+class HttpSettings(BaseModel):
+    """The side server: /livez, /readyz, /metrics."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # All interfaces: probes and scrapes come from outside the pod.
+    host: _NonEmpty = "0.0.0.0"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    # /livez fails when the consume loop made no progress for this long.
+    liveness_timeout: _Seconds = 60.0
+
+
 class LogSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -206,6 +220,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     topics: TopicsSettings = Field(default_factory=TopicsSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     # None means the built-in default routes, which live with the router.
     routes: list[RouteSpec] | None = None
 

@@ -20,13 +20,16 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from structlog.typing import FilteringBoundLogger
 
+from consumer import metrics
 from consumer.config import Settings
 from consumer.engine import Engine
 from consumer.guard import DeadLetterGuard
 from consumer.handlers import Clients
 from consumer.headers import due_at
+from consumer.health import Health, serve
 from consumer.kafka import client_options, consumer_options
 from consumer.logs import get_logger
 from consumer.processing import Pipeline
@@ -39,6 +42,7 @@ from consumer.topology import Topology
 __all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_FORCED", "EXIT_OK", "Daemon", "build", "run"]
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
+LAG_INTERVAL = 5.0  # seconds between lag gauge refreshes
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,9 @@ def build(
     dl = settings.dead_letter
     guard = DeadLetterGuard(dl.guard_window, dl.guard_threshold, dl.guard_min_records, on_trip)
     side = SideTopics(sink, topology, guard, settings.kafka.group_id)
-    pipeline = Pipeline(router, clients, log, side, settings.retry)
+    pipeline = Pipeline(
+        router, clients, log, side, settings.retry, settings.consumer.handler_timeout
+    )
     source = KafkaSource(AIOKafkaConsumer(**consumer_options(settings.kafka)), topology.consumed)
     engine = Engine(
         source,
@@ -93,17 +99,21 @@ async def run(settings: Settings) -> int:
     log = get_logger()
     router = Router.from_specs(settings.routes)
     stop = asyncio.Event()
-    _install_signal_handlers(stop)
     timeout = settings.consumer.shutdown_timeout
     async with aiohttp.ClientSession() as http:
         parts = build(settings, router, Clients(http), log)
         engine, source = parts.engine, parts.source
+        health = _health(settings, parts)
+        _install_signal_handlers(stop, health)
+        stop_server = await serve(health, settings.http.host, settings.http.port)
+        lag = asyncio.create_task(_report_lag(source, log))
         # Closed on every path, a failed start included: leaving the group is bounded anyway.
         close_by = time.monotonic() + timeout
         try:
             if not await _until_stopped(parts.start(), stop):
                 log.info("shutdown", reason="signal before the consumer started")
                 return EXIT_OK
+            health.joined = True
             log.info(
                 "consumer_started",
                 topic=settings.kafka.topic,
@@ -119,8 +129,10 @@ async def run(settings: Settings) -> int:
             # The broker gets a slice of the budget to hear we leave, whatever the drain took.
             drained = await engine.shutdown(timeout - min(5.0, timeout / 5))
         finally:
+            lag.cancel()
             await source.close(max(close_by - time.monotonic(), 0.1))
             await parts.sink.close(max(close_by - time.monotonic(), 0.1))
+            await stop_server()
         log.info(
             "shutdown",
             drained=drained,
@@ -145,7 +157,34 @@ async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
     return False
 
 
-def _install_signal_handlers(stop: asyncio.Event) -> None:
+def _health(settings: Settings, parts: Daemon) -> Health:
+    engine = parts.engine
+    health = Health(lambda: engine.last_step, settings.http.liveness_timeout)
+    health.hold_readiness_when(lambda: "dead-letter guard tripped" if parts.guard.tripped else None)
+    metrics.IN_FLIGHT.set_function(lambda: engine.in_flight)
+    metrics.PAUSED_PARTITIONS.set_function(lambda: len(engine.paused))
+    return health
+
+
+async def _report_lag(source: KafkaSource, log: FilteringBoundLogger) -> None:
+    """Refresh the lag gauge from the consumer's own position and high-water marks."""
+    reported: set[tuple[str, str]] = set()
+    while True:
+        await asyncio.sleep(LAG_INTERVAL)
+        try:
+            lags = await source.lag()
+        except (KafkaError, TimeoutError) as exc:
+            log.debug("lag_unknown", error=type(exc).__name__)
+            continue
+        current = {(tp.topic, str(tp.partition)): lag for tp, lag in lags.items()}
+        for labels in reported - current.keys():
+            metrics.LAG.remove(*labels)  # a partition this member no longer owns
+        for labels, lag in current.items():
+            metrics.LAG.labels(*labels).set(lag)
+        reported = set(current)
+
+
+def _install_signal_handlers(stop: asyncio.Event, health: Health) -> None:
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: signal.Signals) -> None:
@@ -153,6 +192,7 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
             # Second signal: the operator means it. No drain, no commit.
             os._exit(EXIT_FORCED)
         get_logger().info("shutdown_requested", signal=signum.name)
+        health.stopping = True  # not ready from this moment: no new traffic while draining
         stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):

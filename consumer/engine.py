@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from aiokafka.errors import KafkaError
 
+from consumer import metrics
 from consumer.config import ConsumerSettings
 from consumer.errors import RecordError
 from consumer.events import decode
@@ -95,6 +96,8 @@ class Engine:
         self._fetching_from: frozenset[TopicPartition] = frozenset()
         self._last_commit = clock()
         self._stopping = False
+        #: When the loop last completed a step (``clock`` time): the liveness heartbeat.
+        self.last_step = clock()
 
     # -- observation -------------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class Engine:
                 # A persistent error (e.g. authorization) must not turn the loop into a spin.
                 await asyncio.sleep(self._settings.poll_timeout)
         await self._maybe_commit()
+        self.last_step = self._clock()
 
     def _fetch_from(
         self, active: frozenset[TopicPartition]
@@ -205,6 +209,7 @@ class Engine:
                 # Exact bounds: hand the excess back to the broker position, fetch it later.
                 self._source.seek(tp, records[max(room, 0)].offset)
                 records = records[: max(room, 0)]
+            metrics.RECORDS_CONSUMED.labels(tp.topic).inc(len(records))
             for record in records:
                 state.add(record.offset)
                 self._in_flight += 1
@@ -263,6 +268,7 @@ class Engine:
         try:
             await self._source.commit(offsets)
         except KafkaError as exc:
+            metrics.COMMIT_FAILURES.inc()
             self._log.warning(
                 "commit_failed",
                 error=type(exc).__name__,
@@ -282,6 +288,7 @@ class Engine:
     async def on_assigned(self, partitions: Collection[TopicPartition]) -> None:
         for tp in partitions:
             self._tracker.assign(tp)
+        metrics.REBALANCES.labels("assigned").inc()
         self._log.info("partitions_assigned", partitions=_names(partitions))
 
     async def on_revoked(self, partitions: Collection[TopicPartition]) -> None:
@@ -310,6 +317,7 @@ class Engine:
             self._paused.discard(tp)
             self._held.pop(tp, None)
         self._revoking -= revoking
+        metrics.REBALANCES.labels("revoked").inc()
         self._log.info("partitions_revoked", partitions=_names(revoking))
 
     def _unfinished(self, tp: TopicPartition) -> int:

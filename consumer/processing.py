@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from consumer import metrics
 from consumer.config import RetrySettings
 from consumer.engine import Work
 from consumer.errors import IgnoredRecord, RecordError
@@ -59,6 +60,7 @@ class Pipeline:
         log: structlog.typing.FilteringBoundLogger,
         side: SideTopics,
         retry: RetrySettings,
+        handler_timeout: float = 120.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -67,7 +69,11 @@ class Pipeline:
         self._log = log
         self._side = side
         self._retry = retry
+        self._handler_timeout = handler_timeout
         self._sleep = sleep
+        # One metrics child per (outcome, handler): labels() per record costs a dict lookup
+        # and a lock; the few combinations are resolved once.
+        self._processed: dict[tuple[str, str | None], Any] = {}
         self._rng = rng
 
     async def process(self, work: Work) -> RecordOutcome:
@@ -192,17 +198,30 @@ class Pipeline:
         ctx = Context(
             self._log, {**context, "handler": step.name}, meta, self._clients, notes, run.attempt
         )
+        began = time.perf_counter()
         try:
-            outcome = await step.handler(event, ctx)
+            # A handler past its time is cancelled: a TimeoutError, so a transient failure.
+            async with asyncio.timeout(self._handler_timeout):
+                outcome = await step.handler(event, ctx)
         except Exception as exc:
             run.error = exc
             reason, error = f"{type(exc).__name__}: {exc}", type(exc).__name__
             if is_transient(exc) or run.attempt < self._retry.unexpected_attempts:
                 return Retry(reason, error=error)
             return Failed(f"unexpected error, {run.attempt} attempts: {reason}", error)
+        finally:
+            metrics.HANDLER_SECONDS.labels(step.name).observe(time.perf_counter() - began)
         if not isinstance(outcome, Outcome):  # user code may return anything
             return Failed(f"handler returned {type(outcome).__name__}, not an outcome")
         return outcome
+
+    def _count(self, outcome: str, handler: str | None) -> None:
+        child = self._processed.get((outcome, handler))
+        if child is None:
+            child = metrics.RECORDS_PROCESSED.labels(outcome, handler or "none")
+            self._processed[(outcome, handler)] = child
+        child.inc()
+        metrics.LAST_PROCESSED.set(time.time())
 
     def _log_outcome(
         self,
@@ -212,6 +231,7 @@ class Pipeline:
         run: _Run,
         started: float,
     ) -> None:
+        self._count(outcome.kind, run.handler)
         # Handler notes first: the record's context and outcome must win over a same-named note.
         fields: dict[str, Any] = {
             **notes,

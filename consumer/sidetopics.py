@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from consumer import headers as h
+from consumer import metrics
 from consumer.guard import DeadLetterGuard
 from consumer.headers import Trail
 from consumer.outcomes import DeadLettered, RecordOutcome, Retried
@@ -62,6 +63,7 @@ class SideTopics:
                 (h.REASON, reason.encode()),
             ],
         )
+        metrics.RETRIES.labels(tier.topic).inc()
         return Retried(reason, tier.topic, due)
 
     async def dead_letter(
@@ -89,4 +91,5 @@ class SideTopics:
                 (h.HOST, self._host),
             ],
         )
+        metrics.DEAD_LETTERS.labels(error or "none").inc()
         return DeadLettered(reason, error)

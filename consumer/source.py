@@ -104,6 +104,17 @@ class KafkaSource:
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         await self._consumer.commit(offsets)
 
+    async def lag(self) -> dict[TopicPartition, int]:
+        """High-water mark minus position, per owned partition with a known high-water mark."""
+        lags: dict[TopicPartition, int] = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                # position() waits while an offset is being reset: do not hang on it.
+                position = await asyncio.wait_for(self._consumer.position(tp), 1)
+                lags[tp] = max(high - position, 0)
+        return lags
+
     async def close(self, timeout: float) -> None:
         """Leave the group; bounded, because a dead broker makes ``stop()`` wait for ever."""
         with contextlib.suppress(TimeoutError):

@@ -104,6 +104,7 @@ def daemon_config(
         "consumer": {"commit_interval": 0.2, "shutdown_timeout": 10, **consumer},
         "log": {"format": "json"},
         "routes": [{"match": {}, "handlers": [handler]}],
+        "http": {"port": 0},  # several daemons run at once: none may take a fixed port
         **extra,
     }
     path.write_text(yaml.safe_dump(config))

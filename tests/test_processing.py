@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -293,3 +294,31 @@ async def test_annotating_a_reserved_field_name_does_not_make_process_raise(
 
     assert outcome == DONE
     assert outcome_line(logs)["outcome"] == "done"
+
+
+async def test_a_handler_past_its_timeout_is_cancelled_and_retried_as_transient(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    cancelled: list[int] = []
+
+    async def hangs(event: Event, ctx: Context) -> Outcome:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.append(ctx.attempt)
+        return DONE
+
+    routes = [RouteSpec(match=MatchSpec(), handlers=["hangs"])]
+    router = Router.from_specs(routes, resolve_handler={"hangs": hangs}.__getitem__)
+    sink = FakeSink()
+    retry = RetrySettings(quick_attempts=2)
+    piped = Pipeline(
+        router, clients, structlog.get_logger(), side_topics(sink), retry, 0.01, sleep=no_sleep
+    )
+
+    outcome = await piped.process(work(cover_event("a1")))
+
+    assert cancelled == [1, 2]
+    assert outcome.kind == "retried"
+    assert (outcome.reason or "").startswith("TimeoutError")
+    assert [topic for topic, *_ in sink.sent] == ["vod-cover-events.retry.1m"]

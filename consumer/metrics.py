@@ -1,0 +1,61 @@
+"""Prometheus metrics: prefix ``cover_consumer_``, base units, ``_total`` counters.
+
+Never labelled by asset id (unbounded); outcomes by a small set of values,
+dead letters by error class, not by their free-text reason.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "COMMIT_FAILURES",
+    "DEAD_LETTERS",
+    "HANDLER_SECONDS",
+    "IN_FLIGHT",
+    "LAG",
+    "LAST_PROCESSED",
+    "PAUSED_PARTITIONS",
+    "REBALANCES",
+    "RECORDS_CONSUMED",
+    "RECORDS_PROCESSED",
+    "RETRIES",
+]
+
+RECORDS_CONSUMED = Counter(
+    "cover_consumer_records_consumed_total", "Records taken from Kafka for processing.", ["topic"]
+)
+RECORDS_PROCESSED = Counter(
+    "cover_consumer_records_processed_total",
+    "Records that reached a final outcome.",
+    ["outcome", "handler"],
+)
+HANDLER_SECONDS = Histogram(
+    "cover_consumer_handler_duration_seconds",
+    "Time of one handler call.",
+    ["handler"],
+    # VOD calls take tens of ms to seconds; a stuck one runs until handler_timeout.
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+IN_FLIGHT = Gauge("cover_consumer_in_flight_records", "Records fetched and not yet finished.")
+PAUSED_PARTITIONS = Gauge(
+    "cover_consumer_paused_partitions", "Owned partitions not being fetched (bounds, due times)."
+)
+RETRIES = Counter(
+    "cover_consumer_retries_total", "Records written to a delayed-retry tier.", ["tier"]
+)
+DEAD_LETTERS = Counter(
+    "cover_consumer_dead_letters_total", "Records written to the dead-letter topic.", ["error"]
+)
+REBALANCES = Counter(
+    "cover_consumer_rebalances_total", "Partitions assigned or revoked events.", ["change"]
+)
+COMMIT_FAILURES = Counter("cover_consumer_commit_failures_total", "Offset commits refused.")
+LAST_PROCESSED = Gauge(
+    "cover_consumer_last_processed_timestamp_seconds", "When a record last reached an outcome."
+)
+LAG = Gauge(
+    "cover_consumer_lag_records",
+    "High-water mark minus the consumer's position, per owned partition.",
+    ["topic", "partition"],
+)
