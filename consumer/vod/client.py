@@ -1,0 +1,216 @@
+"""An async VOD client over the daemon's one shared aiohttp session.
+
+Each call raises a ``consumer.vod.errors`` error on failure and, when the caller passes
+a ``calls`` list, appends a ``VodCall`` to it (success or not), so a handler can put
+what it asked VOD on its outcome line. The client keeps no state between calls.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+import pydantic
+from pydantic import SecretStr
+from yarl import URL
+
+from consumer.vod.errors import VodTransientError, classify
+from consumer.vod.models import (
+    AssetDetail,
+    ProcessTaskRequest,
+    ProcessTaskResponse,
+    UpdateCoverRequest,
+)
+from consumer.vod.signing import Credentials, QueryValue, canonical_query, sign
+
+__all__ = ["Category", "VodCall", "VodClient"]
+
+_M = TypeVar("_M", bound=pydantic.BaseModel)
+
+Category = Literal["base_info", "transcode_info", "thumbnail_info", "review_info"]
+
+
+@dataclass(frozen=True, slots=True)
+class VodCall:
+    """One request to VOD as an outcome line shows it; ``status`` is None without an
+    answer (timeout, connection error)."""
+
+    operation: str
+    status: int | None
+    error_code: str | None
+    request_id: str | None
+    duration_ms: float
+
+
+class VodClient:
+    """VOD's asset APIs, authenticated by AK/SK signing or by an IAM token."""
+
+    __slots__ = (
+        "_clock",
+        "_credentials",
+        "_endpoint",
+        "_host",
+        "_session",
+        "_timeout",
+        "_token",
+        "project_id",
+    )
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        endpoint: str,
+        project_id: str,
+        access_key: str | None = None,
+        secret_key: str | SecretStr | None = None,
+        auth_token: str | SecretStr | None = None,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._credentials: Credentials | None = None
+        self._token: SecretStr | None = None
+        if access_key is not None and secret_key is not None and auth_token is None:
+            self._credentials = Credentials(access_key, _secret(secret_key))
+        elif auth_token is not None and access_key is None and secret_key is None:
+            self._token = _secret(auth_token)
+        else:
+            raise ValueError("give either access_key and secret_key, or auth_token")
+        self._session = session
+        self._endpoint = endpoint.rstrip("/")
+        self._host = urlsplit(self._endpoint).netloc.rpartition("@")[2]
+        self.project_id = project_id
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        auth = "ak/sk" if self._credentials is not None else "token"
+        return (
+            f"VodClient(endpoint={self._endpoint!r}, project_id={self.project_id!r}, auth={auth})"
+        )
+
+    async def show_asset_detail(
+        self,
+        asset_id: str,
+        categories: Sequence[Category] = ("base_info", "thumbnail_info"),
+        *,
+        calls: list[VodCall] | None = None,
+    ) -> AssetDetail:
+        """The asset's cover and snapshots (ShowAssetDetail)."""
+        params: dict[str, QueryValue] = {"asset_id": asset_id}
+        if categories:
+            params["categories"] = list(categories)
+        body = await self._call("show_asset_detail", "GET", "asset/details", params, None, calls)
+        return _parse(AssetDetail, body)
+
+    async def update_cover(self, thumbnail_url: str, *, calls: list[VodCall] | None = None) -> None:
+        """Make one of the asset's snapshots its cover (UpdateCoverByThumbnail); the URL
+        names the asset. VOD takes 3-5 minutes to show the change."""
+        request = UpdateCoverRequest(thumbnail_url=thumbnail_url)
+        payload = request.model_dump(by_alias=True)
+        await self._call("update_cover", "PUT", "asset/cover", {}, payload, calls)
+
+    async def create_process_task(
+        self, request: ProcessTaskRequest, *, calls: list[VodCall] | None = None
+    ) -> ProcessTaskResponse:
+        """Start a snapshot task (CreateAssetProcessTask); a thumbnailComplete event
+        announces its end."""
+        payload = request.model_dump(exclude_none=True)
+        body = await self._call("create_process_task", "POST", "asset/process", {}, payload, calls)
+        return _parse(ProcessTaskResponse, body)
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        resource: str,
+        params: Mapping[str, QueryValue],
+        payload: Mapping[str, Any] | None,
+        calls: list[VodCall] | None,
+    ) -> bytes:
+        path = f"/v1.0/{quote(self.project_id, safe='')}/{resource}"
+        query = canonical_query(params)
+        body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+        headers = self._headers(method, path, query, body)
+        # encoded=True: the query is already canonical and must go out byte for byte.
+        url = URL(f"{self._endpoint}{path}" + (f"?{query}" if query else ""), encoded=True)
+        started = time.perf_counter()
+        try:
+            status, request_id, content = await self._send(method, url, headers, body)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            _record(calls, operation, None, None, None, started)
+            kind = "timed out" if isinstance(exc, TimeoutError) else "connection failed"
+            raise VodTransientError(None, f"{operation} {kind}", None) from exc
+        error = classify(status, _json_object(content), request_id) if status >= 300 else None
+        code = error.error_code if error is not None else None
+        _record(calls, operation, status, code, request_id, started)
+        if error is not None:
+            raise error
+        return content
+
+    async def _send(
+        self, method: str, url: URL, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, str | None, bytes]:
+        async with self._session.request(
+            method, url, data=body or None, headers=headers, timeout=self._timeout
+        ) as response:
+            return response.status, response.headers.get("X-Request-Id"), await response.read()
+
+    def _headers(self, method: str, path: str, query: str, body: bytes) -> dict[str, str]:
+        headers = {"X-Project-Id": self.project_id}
+        if body:
+            headers["Content-Type"] = "application/json"
+        if self._credentials is None:
+            assert self._token is not None  # the constructor allows nothing else
+            headers["X-Auth-Token"] = self._token.get_secret_value()
+            return headers
+        return sign(
+            method,
+            self._host,
+            path,
+            query,
+            headers,
+            body,
+            self._credentials,
+            datetime.fromtimestamp(self._clock(), UTC),
+        )
+
+
+def _record(
+    calls: list[VodCall] | None,
+    operation: str,
+    status: int | None,
+    error_code: str | None,
+    request_id: str | None,
+    started: float,
+) -> None:
+    if calls is not None:
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        calls.append(VodCall(operation, status, error_code, request_id, elapsed))
+
+
+def _secret(value: str | SecretStr) -> SecretStr:
+    return value if isinstance(value, SecretStr) else SecretStr(value)
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    # Error answers from a proxy in front of VOD may be HTML or empty: classify by status.
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _parse(model: type[_M], content: bytes) -> _M:
+    try:
+        return model.model_validate_json(content)
+    except pydantic.ValidationError as exc:
+        # A 2xx with a body we cannot read is most likely a proxy's page, not VOD's answer.
+        raise VodTransientError(None, f"unreadable {model.__name__} answer", None) from exc

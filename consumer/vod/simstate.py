@@ -1,0 +1,268 @@
+"""What the VOD simulator knows: assets, keys, quotas, faults to inject, and counters.
+
+Kept apart from the HTTP layer (``simulator.py``) so tests and the demo can seed and
+inspect it directly. Times that matter to behaviour (signature dates, key lockouts,
+quota windows) come from the injected ``clock``; only latencies and snapshot tasks use
+real time, because they exist to be waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from consumer.vod.models import Snapshot, SnapshotKind, ThumbnailParams, ThumbnailStatus
+
+__all__ = ["Faults", "QuotaGroup", "Quotas", "SimAsset", "SimState", "TaskDone"]
+
+_log = logging.getLogger(__name__)
+
+LOCK_AFTER_FAILURES = 5
+LOCK_SECONDS = 300.0
+_QUOTA_WINDOW = 60.0
+_KINDS: tuple[SnapshotKind, ...] = ("sample", "dots", "quantity")
+_KIND_OF_TYPE: Mapping[str, SnapshotKind] = {
+    "time": "sample",
+    "dots": "dots",
+    "quantity": "quantity",
+}
+
+QuotaGroup = Literal["write", "query"]
+
+
+@dataclass
+class Faults:
+    """Shares (0..1) of requests that fail on purpose, and added latency (seconds)."""
+
+    latency: tuple[float, float] = (0.0, 0.0)
+    error_rate: float = 0.0  # 500 VOD.10051
+    timeout_rate: float = 0.0  # answered only after ``timeout_sleep``
+    timeout_sleep: float = 30.0  # longer than any client timeout
+    reset_rate: float = 0.0  # connection dropped without an answer
+
+
+@dataclass
+class Quotas:
+    """Requests per tenant (project) per minute; the defaults are VOD's."""
+
+    writes_per_minute: int = 100
+    queries_per_minute: int = 1500
+
+
+@dataclass
+class SimAsset:
+    """One media asset. ``cover_source`` is the snapshot the cover was last set from:
+    VOD keeps one cover URL and changes the image behind it."""
+
+    asset_id: str
+    cover_url: str | None = None
+    cover_source: str | None = None
+    snapshots: dict[SnapshotKind, list[Snapshot]] = field(default_factory=dict)
+    thumbnail_status: str | None = None
+    title: str = ""
+    duration: int = 60
+    running_task: str | None = None
+
+    def snapshot_urls(self) -> set[str]:
+        return {snap.url for snaps in self.snapshots.values() for snap in snaps}
+
+    def detail(self, categories: Collection[str]) -> dict[str, Any]:
+        """The ShowAssetDetail body; no categories means all of them."""
+        detail: dict[str, Any] = {"asset_id": self.asset_id}
+        if not categories or "base_info" in categories:
+            covers = [{"cover_url": self.cover_url}] if self.cover_url else []
+            detail["base_info"] = {
+                "title": self.title,
+                "video_type": "MP4",
+                "meta_data": {"duration": self.duration, "width": 1280, "height": 720},
+                "cover_info_array": covers,
+            }
+        # Shown once any snapshot task started, so a running one can be observed.
+        if (not categories or "thumbnail_info" in categories) and self.thumbnail_status:
+            detail["thumbnail_info"] = {
+                **{k: [s.model_dump() for s in self.snapshots.get(k, [])] for k in _KINDS},
+                "exec_desc": "",
+                "thumbnail_status": self.thumbnail_status,
+            }
+        return detail
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDone:
+    """A finished snapshot task: what a thumbnailComplete (and coverComplete) would say."""
+
+    asset_id: str
+    task_id: str
+    succeeded: bool
+    snapshots: tuple[Snapshot, ...] = ()
+    cover_url: str | None = None
+    error_code: str | None = None
+    error_msg: str | None = None
+
+
+def _offsets(params: ThumbnailParams, duration: int) -> list[int]:
+    if params.type == "dots":
+        return sorted(set(params.dots or ()))
+    if params.type == "time":
+        return list(range(0, duration, params.time or duration))
+    count = params.quantity or 1
+    return [duration * i // count for i in range(count)]
+
+
+@dataclass
+class SimState:
+    """The simulator's configuration and memory; change fields freely between requests."""
+
+    project_id: str = "sim-project"
+    keys: dict[str, str] = field(default_factory=dict)  # access key -> secret key
+    tokens: set[str] = field(default_factory=set)
+    clock: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=random.Random)
+    cdn_host: str = "sim.cdn-vod.example.com"
+    create_on_demand: bool = False
+    on_demand_snapshots: Sequence[int] = (0, 10, 20)
+    task_delay: float = 0.05
+    task_failure_rate: float = 0.0
+    faults: Faults = field(default_factory=Faults)
+    quotas: Quotas = field(default_factory=Quotas)
+    on_task_done: Callable[[TaskDone], Awaitable[None]] | None = None
+    assets: dict[str, SimAsset] = field(default_factory=dict, init=False)
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter, init=False)
+    throttled: int = field(default=0, init=False)  # requests answered with a quota error
+    _failures: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _locked_until: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _windows: dict[tuple[str, str], deque[float]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+
+    def snapshot_url(self, asset_id: str, kind: SnapshotKind, offset: int) -> str:
+        return f"https://{self.cdn_host}/asset/{asset_id}/snapshot/{kind}/{offset}.jpg"
+
+    def cover_url(self, asset_id: str) -> str:
+        return f"https://{self.cdn_host}/asset/{asset_id}/cover/Cover0.jpg"
+
+    def add_asset(
+        self,
+        asset_id: str,
+        *,
+        cover: str | None = None,
+        snapshots: Sequence[int] = (),
+        thumbnail_status: str | None = None,
+        title: str = "",
+        duration: int = 60,
+    ) -> SimAsset:
+        """An asset with ``sample`` snapshots at the given seconds. Its thumbnail status
+        defaults to succeeded with snapshots, else to none (no thumbnail_info shown)."""
+        samples = [
+            Snapshot(offset=s, url=self.snapshot_url(asset_id, "sample", s)) for s in snapshots
+        ]
+        status = thumbnail_status or (ThumbnailStatus.THUMBNAIL_SUCCEED if snapshots else None)
+        asset = SimAsset(asset_id, cover, None, {"sample": samples}, status, title, duration)
+        self.assets[asset_id] = asset
+        return asset
+
+    def find_asset(self, asset_id: str) -> SimAsset | None:
+        asset = self.assets.get(asset_id)
+        if asset is None and self.create_on_demand:
+            asset = self.add_asset(asset_id, snapshots=self.on_demand_snapshots)
+        return asset
+
+    def count(self, operation: str, result: str | None = None) -> int:
+        """Calls of ``operation``; with ``result``, only those that ended so ("ok", an
+        error code, "timeout" or "reset")."""
+        return sum(
+            n for (op, res), n in self.calls.items() if op == operation and result in (None, res)
+        )
+
+    # Access keys: consecutive signature failures lock a key for a while.
+
+    def key_locked(self, access_key: str) -> bool:
+        until = self._locked_until.get(access_key)
+        if until is None:
+            return False
+        if self.clock() < until:
+            return True
+        del self._locked_until[access_key]
+        self._failures.pop(access_key, None)
+        return False
+
+    def signature_failed(self, access_key: str) -> None:
+        failures = self._failures.get(access_key, 0) + 1
+        self._failures[access_key] = failures
+        if failures >= LOCK_AFTER_FAILURES:
+            self._locked_until[access_key] = self.clock() + LOCK_SECONDS
+
+    def signature_passed(self, access_key: str) -> None:
+        self._failures.pop(access_key, None)
+
+    def admit(self, tenant: str, group: QuotaGroup) -> bool:
+        """Whether a request fits the tenant's quota (a sliding one-minute window)."""
+        quotas = self.quotas
+        limit = quotas.writes_per_minute if group == "write" else quotas.queries_per_minute
+        window = self._windows.setdefault((tenant, group), deque())
+        now = self.clock()
+        while window and window[0] <= now - _QUOTA_WINDOW:
+            window.popleft()
+        if len(window) >= limit:
+            self.throttled += 1
+            return False
+        window.append(now)
+        return True
+
+    # Snapshot tasks run in the background, as VOD's do.
+
+    def start_task(self, asset: SimAsset, params: ThumbnailParams) -> str:
+        task_id = uuid.uuid4().hex
+        asset.running_task = task_id
+        asset.thumbnail_status = ThumbnailStatus.THUMBNAILING
+        task = asyncio.get_running_loop().create_task(self._finish(asset, task_id, params))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task_id
+
+    async def settle(self) -> None:
+        """Wait until every snapshot task (and its ``on_task_done``) has finished."""
+        while pending := [task for task in self._tasks if not task.done()]:
+            await asyncio.gather(*pending)
+
+    async def close(self) -> None:
+        """Cancel the running snapshot tasks (on simulator shutdown)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _finish(self, asset: SimAsset, task_id: str, params: ThumbnailParams) -> None:
+        await asyncio.sleep(self.task_delay)
+        asset.running_task = None
+        if self.rng.random() < self.task_failure_rate:
+            asset.thumbnail_status = ThumbnailStatus.THUMBNAIL_FAILED
+            done = TaskDone(
+                asset.asset_id, task_id, False, error_code="VOD.10104", error_msg="task failed"
+            )
+        else:
+            kind = _KIND_OF_TYPE[params.type]
+            snaps = [
+                Snapshot(offset=o, url=self.snapshot_url(asset.asset_id, kind, o))
+                for o in _offsets(params, asset.duration)
+            ]
+            asset.snapshots[kind] = snaps
+            asset.thumbnail_status = ThumbnailStatus.THUMBNAIL_SUCCEED
+            position = params.cover_position or 1  # VOD's documented default
+            if position <= len(snaps):
+                asset.cover_url = self.cover_url(asset.asset_id)
+                asset.cover_source = snaps[position - 1].url
+            done = TaskDone(asset.asset_id, task_id, True, tuple(snaps), asset.cover_url)
+        if self.on_task_done is not None:
+            try:
+                await self.on_task_done(done)
+            except Exception:
+                # The demo's publisher failing must not pass for a failed snapshot task.
+                _log.exception("on_task_done failed for task %s", task_id)
