@@ -27,9 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
         settings = load_settings(args.config)
         if args.command == "check-config":
-            from consumer.routing import Router
+            from consumer.routing import routes_for
 
-            Router.from_specs(settings.routes)  # handler names resolve, or it is not valid
+            routes_for(settings)  # handler names resolve, or it is not valid
             sys.stdout.write(render_masked(settings))
             return daemon.EXIT_OK
         configure(settings.log, secret_values(settings))

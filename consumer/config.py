@@ -35,6 +35,8 @@ from pydantic_settings import (
 )
 
 from consumer.errors import ConfigError
+from consumer.handlers.settings import CoverSettings
+from consumer.vod.settings import VodSettings
 
 CONFIG_ENV = "COVER_CONSUMER_CONFIG"
 SECRETS_DIR_ENV = "COVER_CONSUMER_SECRETS_DIR"
@@ -221,6 +223,8 @@ class Settings(BaseSettings):
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     topics: TopicsSettings = Field(default_factory=TopicsSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    vod: VodSettings = Field(default_factory=VodSettings)
+    covers: CoverSettings = Field(default_factory=CoverSettings)
     # None means the built-in default routes, which live with the router.
     routes: list[RouteSpec] | None = None
 

@@ -16,93 +16,34 @@ import os
 import signal
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from structlog.typing import FilteringBoundLogger
 
 from consumer import metrics
 from consumer.config import Settings
-from consumer.engine import Engine
-from consumer.guard import DeadLetterGuard
-from consumer.handlers import Clients
-from consumer.headers import due_at
 from consumer.health import Health, serve
-from consumer.kafka import client_options, consumer_options
 from consumer.logs import get_logger
-from consumer.processing import Pipeline
-from consumer.routing import Router
-from consumer.sidetopics import SideTopics
-from consumer.sink import KafkaSink
+from consumer.routing import routes_for
 from consumer.source import KafkaSource
-from consumer.topology import Topology
+from consumer.wiring import Parts, build
 
-__all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_FORCED", "EXIT_OK", "Daemon", "build", "run"]
+__all__ = ["EXIT_CONFIG", "EXIT_FATAL", "EXIT_FORCED", "EXIT_OK", "run"]
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 130
 LAG_INTERVAL = 5.0  # seconds between lag gauge refreshes
 
 
-@dataclass(frozen=True, slots=True)
-class Daemon:
-    """The wired parts: Kafka source -> engine -> pipeline (routes, handlers) -> side topics."""
-
-    engine: Engine
-    source: KafkaSource
-    sink: KafkaSink
-    guard: DeadLetterGuard
-
-    async def start(self) -> None:
-        """Connect the producer, then join the group (both may wait on an absent broker)."""
-        await self.sink.start()
-        await self.source.start(self.engine.on_revoked, self.engine.on_assigned)
-
-
-def build(
-    settings: Settings, router: Router, clients: Clients, log: FilteringBoundLogger
-) -> Daemon:
-    topology = Topology.from_settings(settings)
-    tier_topics = topology.tier_topics()
-    sink = KafkaSink(client_options(settings.kafka), log)
-    engine: Engine | None = None
-
-    def on_trip(why: str) -> None:
-        log.critical(
-            "dead_letter_guard_tripped",
-            reason=why,
-            action="consumption paused; find the cause, then restart",
-        )
-        if engine is not None:
-            engine.wake()
-
-    dl = settings.dead_letter
-    guard = DeadLetterGuard(dl.guard_window, dl.guard_threshold, dl.guard_min_records, on_trip)
-    side = SideTopics(sink, topology, guard, settings.kafka.group_id)
-    pipeline = Pipeline(
-        router, clients, log, side, settings.retry, settings.consumer.handler_timeout
-    )
-    source = KafkaSource(AIOKafkaConsumer(**consumer_options(settings.kafka)), topology.consumed)
-    engine = Engine(
-        source,
-        pipeline.process,
-        settings.consumer,
-        log,
-        not_before=lambda r: due_at(r.headers) if r.topic in tier_topics else None,
-        halted=lambda: guard.tripped,
-    )
-    return Daemon(engine, source, sink, guard)
-
-
 async def run(settings: Settings) -> int:
     log = get_logger()
-    router = Router.from_specs(settings.routes)
+    router = routes_for(settings)
     stop = asyncio.Event()
     timeout = settings.consumer.shutdown_timeout
     async with aiohttp.ClientSession() as http:
-        parts = build(settings, router, Clients(http), log)
+        parts = build(settings, router, http, log)
         engine, source = parts.engine, parts.source
+        circuit = parts.vod.circuit if parts.vod is not None else None
         health = _health(settings, parts)
         _install_signal_handlers(stop, health)
         stop_server = await serve(health, settings.http.host, settings.http.port)
@@ -130,6 +71,8 @@ async def run(settings: Settings) -> int:
             drained = await engine.shutdown(timeout - min(5.0, timeout / 5))
         finally:
             lag.cancel()
+            if circuit is not None:
+                circuit.stop()
             await source.close(max(close_by - time.monotonic(), 0.1))
             await parts.sink.close(max(close_by - time.monotonic(), 0.1))
             await stop_server()
@@ -157,10 +100,10 @@ async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
     return False
 
 
-def _health(settings: Settings, parts: Daemon) -> Health:
+def _health(settings: Settings, parts: Parts) -> Health:
     engine = parts.engine
     health = Health(lambda: engine.last_step, settings.http.liveness_timeout)
-    health.hold_readiness_when(lambda: "dead-letter guard tripped" if parts.guard.tripped else None)
+    health.hold_readiness_when(parts.held)
     metrics.IN_FLIGHT.set_function(lambda: engine.in_flight)
     metrics.PAUSED_PARTITIONS.set_function(lambda: len(engine.paused))
     return health

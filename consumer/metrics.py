@@ -20,6 +20,10 @@ __all__ = [
     "RECORDS_CONSUMED",
     "RECORDS_PROCESSED",
     "RETRIES",
+    "VOD_QUOTA_SHARE",
+    "VOD_REQUESTS",
+    "VOD_SECONDS",
+    "VOD_THROTTLED",
 ]
 
 RECORDS_CONSUMED = Counter(
@@ -58,4 +62,20 @@ LAG = Gauge(
     "cover_consumer_lag_records",
     "High-water mark minus the consumer's position, per owned partition.",
     ["topic", "partition"],
+)
+VOD_REQUESTS = Counter(
+    "cover_consumer_vod_requests_total",
+    "Calls to the VOD API by operation and result (ok, or the error code).",
+    ["operation", "result"],
+)
+VOD_SECONDS = Histogram(
+    "cover_consumer_vod_request_duration_seconds", "Time of one VOD call.", ["operation"]
+)
+VOD_THROTTLED = Counter(
+    "cover_consumer_vod_throttled_total", "VOD answers saying the tenant is over its quota."
+)
+VOD_QUOTA_SHARE = Gauge(
+    "cover_consumer_vod_quota_share_calls_per_minute",
+    "This replica's share of the tenant's VOD quota.",
+    ["group"],
 )

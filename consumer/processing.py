@@ -43,6 +43,13 @@ from consumer.sidetopics import SideTopics
 __all__ = ["Pipeline"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A handler met a systemic failure (e.g. VOD refused our key): not the event's fault."""
+
+    until_healthy: Callable[[], Awaitable[None]]
+
+
 @dataclass(slots=True)
 class _Run:
     """What the route did so far, for the outcome line."""
@@ -61,6 +68,7 @@ class Pipeline:
         side: SideTopics,
         retry: RetrySettings,
         handler_timeout: float = 120.0,
+        until_healthy: Callable[[], Awaitable[None]] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -70,6 +78,8 @@ class Pipeline:
         self._side = side
         self._retry = retry
         self._handler_timeout = handler_timeout
+        # Waits until whatever made a failure systemic is healthy again (the VOD circuit).
+        self._until_healthy = until_healthy
         self._sleep = sleep
         # One metrics child per (outcome, handler): labels() per record costs a dict lookup
         # and a lock; the few combinations are resolved once.
@@ -174,7 +184,12 @@ class Pipeline:
         outcome: Outcome = Handover("not called")
         for quick in range(1, policy.quick_attempts + 1):
             run.attempt = attempts_before + quick
-            outcome = await self._call_once(step, event, meta, context, notes, run)
+            called = await self._call_once(step, event, meta, context, notes, run)
+            while isinstance(called, _Held):
+                # The event stays in flight, uncommitted, and is not charged an attempt.
+                await called.until_healthy()
+                called = await self._call_once(step, event, meta, context, notes, run)
+            outcome = called
             if not isinstance(outcome, Retry):
                 return outcome
             delay = max(
@@ -194,7 +209,7 @@ class Pipeline:
         context: dict[str, Any],
         notes: dict[str, Any],
         run: _Run,
-    ) -> Outcome:
+    ) -> Outcome | _Held:
         ctx = Context(
             self._log, {**context, "handler": step.name}, meta, self._clients, notes, run.attempt
         )
@@ -206,8 +221,11 @@ class Pipeline:
         except Exception as exc:
             run.error = exc
             reason, error = f"{type(exc).__name__}: {exc}", type(exc).__name__
+            if getattr(exc, "systemic", False) and self._until_healthy is not None:
+                return _Held(self._until_healthy)
             if is_transient(exc) or run.attempt < self._retry.unexpected_attempts:
-                return Retry(reason, error=error)
+                # A throttled call says when to come back (VOD: 2-5 s).
+                return Retry(reason, after=getattr(exc, "retry_after", None), error=error)
             return Failed(f"unexpected error, {run.attempt} attempts: {reason}", error)
         finally:
             metrics.HANDLER_SECONDS.labels(step.name).observe(time.perf_counter() - began)

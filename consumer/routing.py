@@ -5,20 +5,49 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from consumer.config import MatchSpec, RouteSpec
+from consumer.config import MatchSpec, RouteSpec, Settings
+from consumer.errors import ConfigError
 from consumer.events import Event
-from consumer.handlers import Handler, resolve
+from consumer.handlers import NEEDS_VOD, Handler, resolve
 
-__all__ = ["DEFAULT_ROUTES", "Route", "Router", "Step"]
+__all__ = ["LOG_ROUTES", "VOD_ROUTES", "Route", "Router", "Step", "routes_for"]
 
 # Unknown event types and cover types match none of these, so they are skipped with a reason.
-DEFAULT_ROUTES: tuple[RouteSpec, ...] = (
+LOG_ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(
         match=MatchSpec(event_type="coverComplete", cover_type="HEAD_FRAME_COVER"),
         handlers=["log"],
     ),
     RouteSpec(match=MatchSpec(event_type="thumbnailComplete"), handlers=["log"]),
 )
+#: With VOD configured: repair failed first-frame covers, use new snapshots at once.
+VOD_ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        match=MatchSpec(event_type="coverComplete", status="FAILED", cover_type="HEAD_FRAME_COVER"),
+        handlers=["regenerate_head_frame", "fallback_cover"],
+    ),
+    RouteSpec(
+        match=MatchSpec(
+            event_type="coverComplete", status="SUCCEED", cover_type="HEAD_FRAME_COVER"
+        ),
+        handlers=["log"],
+    ),
+    RouteSpec(match=MatchSpec(event_type="thumbnailComplete"), handlers=["fallback_on_thumbnails"]),
+)
+
+
+def routes_for(settings: Settings) -> Router:
+    """The configured routes, else the defaults for whether VOD is configured. A route
+    naming a VOD handler without VOD settings is a config error, found at start-up."""
+    vod = settings.vod.endpoint is not None
+    router = Router.from_specs(settings.routes, defaults=VOD_ROUTES if vod else LOG_ROUTES)
+    if not vod:
+        for index, route in enumerate(router.routes):
+            for step in route.steps:
+                if step.name in NEEDS_VOD:
+                    raise ConfigError(f"routes.{index}: handler {step.name!r} needs vod.endpoint")
+    return router
+
 
 _Signature = tuple[str, str | None, str | None]
 
@@ -58,6 +87,7 @@ class Router:
         cls,
         specs: Sequence[RouteSpec] | None,
         resolve_handler: Callable[[str], Handler] = resolve,
+        defaults: Sequence[RouteSpec] = LOG_ROUTES,
     ) -> Router:
         """Build from config (``None`` = the default routes); every handler is resolved now,
         so a typo fails at start-up rather than on the first matching event."""
@@ -69,7 +99,7 @@ class Router:
                     cover_type=_folded(spec.match.cover_type),
                     steps=tuple(Step(name, resolve_handler(name)) for name in spec.handlers),
                 )
-                for spec in (DEFAULT_ROUTES if specs is None else specs)
+                for spec in (defaults if specs is None else specs)
             ]
         )
 

@@ -104,6 +104,11 @@ class KafkaSource:
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         await self._consumer.commit(offsets)
 
+    def share_of(self, topic: str) -> tuple[int, int]:
+        """(partitions of ``topic`` this member owns, partitions it has)."""
+        owned = sum(1 for tp in self._consumer.assignment() if tp.topic == topic)
+        return owned, len(self._consumer.partitions_for_topic(topic) or ())
+
     async def lag(self) -> dict[TopicPartition, int]:
         """High-water mark minus position, per owned partition with a known high-water mark."""
         lags: dict[TopicPartition, int] = {}

@@ -22,10 +22,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumer.config import Settings
-from consumer.daemon import Daemon as Parts
-from consumer.daemon import build
-from consumer.handlers import Clients, Handler
+from consumer.handlers import Handler
 from consumer.routing import Router
+from consumer.wiring import Parts, build
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -251,7 +250,7 @@ async def in_process(settings: Settings, handlers: dict[str, Handler]) -> AsyncI
     """The daemon's parts running in this process; routes name handlers of ``handlers``."""
     router = Router.from_specs(settings.routes, resolve_handler=handlers.__getitem__)
     async with aiohttp.ClientSession() as http:
-        parts = build(settings, router, Clients(http), structlog.get_logger())
+        parts = build(settings, router, http, structlog.get_logger())
         await parts.start()
         task = asyncio.create_task(parts.engine.run())
         try:

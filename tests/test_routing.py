@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from consumer.config import MatchSpec, RouteSpec
-from consumer.errors import HandlerNotFound
+from consumer.config import MatchSpec, RouteSpec, Settings
+from consumer.errors import ConfigError, HandlerNotFound
 from consumer.events import Event, decode
 from consumer.handlers import BUILTINS, Context, Handler, resolve
 from consumer.handlers.log import log
 from consumer.outcomes import DONE, Outcome
-from consumer.routing import Router
+from consumer.routing import Router, routes_for
 from tests.fakes import cover_event, some_handler, thumbnail_event
 
 HANDLER_PATH = f"{some_handler.__module__}:some_handler"
@@ -140,7 +140,7 @@ def test_resolve_imports_a_module_attr_path() -> None:
 @pytest.mark.parametrize(
     ("name", "says"),
     [
-        ("no-such-handler", "not a built-in (log)"),
+        ("no-such-handler", "not a built-in (fallback_cover, fallback_on_thumbnails, log,"),
         ("tests.no_such_module:handler", "cannot import 'tests.no_such_module'"),
         (f"{some_handler.__module__}:missing", "has no 'missing'"),
         (f"{some_handler.__module__}:NOT_CALLABLE", "is not callable"),
@@ -162,7 +162,7 @@ def test_unknown_name_message_lists_every_way_to_name_a_handler() -> None:
         resolve("no-such-handler")
 
     message = str(info.value)
-    assert "(log)" in message
+    assert ", log, " in message
     assert "'cover_consumer.handlers'" in message
     assert "'package.module:attr'" in message
 
@@ -190,3 +190,20 @@ def test_router_from_specs_fails_at_construction_on_an_unknown_handler() -> None
 
     with pytest.raises(HandlerNotFound, match="no-such-handler"):
         Router.from_specs(specs)
+
+
+def test_with_vod_configured_failed_first_frame_covers_go_to_regeneration_then_fallback() -> None:
+    vod = {"endpoint": "https://vod.example", "project_id": "p", "auth_token": "t0ken-value"}
+    router = routes_for(Settings(vod=vod))
+
+    route = router.route(decode(cover_event("a1", status="FAILED")))
+
+    assert route is not None
+    assert [step.name for step in route.steps] == ["regenerate_head_frame", "fallback_cover"]
+
+
+def test_a_cover_handler_routed_without_vod_settings_is_a_config_error() -> None:
+    routes = [{"match": {}, "handlers": ["log"]}, {"match": {}, "handlers": ["fallback_cover"]}]
+
+    with pytest.raises(ConfigError, match=r"routes\.1: handler 'fallback_cover' needs vod"):
+        routes_for(Settings(routes=routes))

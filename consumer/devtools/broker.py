@@ -78,6 +78,8 @@ class EmbeddedBroker:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+        if not isinstance(out, int):
+            out.close()  # the broker has its own copy of the descriptor
         wait_for_port(self.port)
         return self.bootstrap
 

@@ -19,10 +19,11 @@ from typing import Protocol
 from consumer.errors import HandlerNotFound
 from consumer.events import Event
 from consumer.handlers.context import Clients, Context, RecordMeta
+from consumer.handlers.covers import fallback_cover, fallback_on_thumbnails, regenerate_head_frame
 from consumer.handlers.log import log
 from consumer.outcomes import Outcome
 
-__all__ = ["BUILTINS", "Clients", "Context", "Handler", "RecordMeta", "resolve"]
+__all__ = ["BUILTINS", "NEEDS_VOD", "Clients", "Context", "Handler", "RecordMeta", "resolve"]
 
 ENTRY_POINT_GROUP = "cover_consumer.handlers"
 
@@ -31,7 +32,14 @@ class Handler(Protocol):
     async def __call__(self, event: Event, ctx: Context, /) -> Outcome: ...
 
 
-BUILTINS: dict[str, Handler] = {"log": log}
+BUILTINS: dict[str, Handler] = {
+    "log": log,
+    "regenerate_head_frame": regenerate_head_frame,
+    "fallback_cover": fallback_cover,
+    "fallback_on_thumbnails": fallback_on_thumbnails,
+}
+#: Built-ins that call VOD: a route naming one needs the ``vod`` settings.
+NEEDS_VOD = frozenset({"regenerate_head_frame", "fallback_cover", "fallback_on_thumbnails"})
 
 
 def resolve(name: str) -> Handler:

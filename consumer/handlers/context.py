@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import aiohttp
 from structlog.typing import FilteringBoundLogger
+
+from consumer.handlers.settings import CoverSettings
+from consumer.vod.api import VodApi
 
 
 class RecordMeta(NamedTuple):
@@ -21,9 +24,12 @@ class RecordMeta(NamedTuple):
 
 @dataclass(slots=True)
 class Clients:
-    """Clients shared by every handler of the process (one connection pool each)."""
+    """What every handler of the process shares: clients (one connection pool each) and
+    the handlers' own settings."""
 
     http: aiohttp.ClientSession
+    vod: VodApi | None = None  # None when the config names no VOD endpoint
+    covers: CoverSettings = field(default_factory=CoverSettings)
 
 
 class Context:

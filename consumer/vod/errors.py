@@ -95,6 +95,9 @@ class VodThrottled(VodTransientError):
 class VodSystemicError(VodError):
     """Authentication, clock skew, account state or permission."""
 
+    # Not this event's fault: the pipeline holds the event until VOD is healthy again.
+    systemic = True
+
 
 _CLASSES: dict[type[VodError], tuple[str, ...]] = {
     VodPermanentError: (

@@ -1,0 +1,71 @@
+"""A replica's share of a per-tenant VOD quota, with no shared infrastructure.
+
+Each replica may make ``floor(quota * owned / total)`` calls in any sliding minute,
+``owned/total`` being its share of the main topic's partitions. The floors of all
+replicas add up to at most the quota. A share that grows takes effect only after a
+full window, so a rebalance cannot let the old and the new owner of a partition
+both spend it within the same minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+__all__ = ["QuotaWindow"]
+
+WINDOW = 60.0
+
+
+class QuotaWindow:
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._sleep = sleep
+        self._calls: deque[float] = deque()
+        self._share = 0.0
+        self._pending: tuple[float, float] | None = None  # (share, effective from)
+        self._quiet_until = 0.0
+
+    @property
+    def limit(self) -> int:
+        """Calls allowed in the current sliding minute."""
+        if self._pending is not None and self._clock() >= self._pending[1]:
+            self._share, self._pending = self._pending[0], None
+        return math.floor(self.per_minute * self._share)
+
+    def set_share(self, share: float) -> None:
+        if share <= self._share:
+            self._share, self._pending = share, None
+        else:
+            self._pending = (share, self._clock() + WINDOW)
+            if self._share == 0 and not self._calls:
+                self._share, self._pending = share, None  # nothing spent yet: nothing to overlap
+
+    def quiet(self, seconds: float) -> None:
+        """No calls for ``seconds``: VOD answered that the tenant is over its quota."""
+        self._quiet_until = max(self._quiet_until, self._clock() + seconds)
+
+    async def acquire(self) -> None:
+        """Wait until one more call fits in the sliding minute, then count it."""
+        while True:
+            now = self._clock()
+            while self._calls and self._calls[0] <= now - WINDOW:
+                self._calls.popleft()
+            if now < self._quiet_until:
+                await self._sleep(self._quiet_until - now)
+            elif len(self._calls) < self.limit:
+                self._calls.append(now)
+                return
+            elif self._calls:
+                await self._sleep(self._calls[0] + WINDOW - now)
+            else:
+                await self._sleep(1.0)  # no share at all (no partitions yet): look again
