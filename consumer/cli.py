@@ -12,6 +12,7 @@ from consumer import daemon
 from consumer.config import Settings, load_settings, render_masked, secret_values
 from consumer.errors import ConfigError
 from consumer.logs import configure, get_logger
+from consumer.vod.serve import add_arguments
 
 __all__ = ["main"]
 
@@ -20,11 +21,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "simulate-vod":
+            from consumer.vod.serve import simulate
+
+            code: int = asyncio.run(simulate(args))
+            return code
         if args.command == "demo":
             from consumer.devtools.demo import main as demo  # dev extra only
 
-            code: int = demo()
-            return code
+            demo_code: int = demo()
+            return demo_code
         settings = load_settings(args.config)
         if args.command == "check-config":
             from consumer.routing import routes_for
@@ -96,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--limit", type=int, help="at most this many")
     replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
     commands.add_parser("demo", help="run the demo on an embedded broker (needs the dev extra)")
+    add_arguments(commands.add_parser("simulate-vod", help="serve the VOD simulator"))
     return parser
 
 

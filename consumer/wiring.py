@@ -143,7 +143,7 @@ def _vod(
     return GuardedVod(
         client,
         circuit,
-        QuotaWindow(vod.write_quota_per_minute),
-        QuotaWindow(vod.query_quota_per_minute),
+        QuotaWindow(vod.write_quota_per_minute, window=vod.quota_window),
+        QuotaWindow(vod.query_quota_per_minute, window=vod.quota_window),
         vod.max_concurrent_calls,
     )

@@ -26,8 +26,10 @@ class QuotaWindow:
         per_minute: int,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        window: float = WINDOW,
     ) -> None:
-        self.per_minute = per_minute
+        self.per_minute = per_minute  # calls per window; VOD's window is a minute
+        self._window = window
         self._clock = clock
         self._sleep = sleep
         self._calls: deque[float] = deque()
@@ -46,7 +48,7 @@ class QuotaWindow:
         if share <= self._share:
             self._share, self._pending = share, None
         else:
-            self._pending = (share, self._clock() + WINDOW)
+            self._pending = (share, self._clock() + self._window)
             if self._share == 0 and not self._calls:
                 self._share, self._pending = share, None  # nothing spent yet: nothing to overlap
 
@@ -58,7 +60,7 @@ class QuotaWindow:
         """Wait until one more call fits in the sliding minute, then count it."""
         while True:
             now = self._clock()
-            while self._calls and self._calls[0] <= now - WINDOW:
+            while self._calls and self._calls[0] <= now - self._window:
                 self._calls.popleft()
             if now < self._quiet_until:
                 await self._sleep(self._quiet_until - now)
@@ -66,6 +68,6 @@ class QuotaWindow:
                 self._calls.append(now)
                 return
             elif self._calls:
-                await self._sleep(self._calls[0] + WINDOW - now)
+                await self._sleep(self._calls[0] + self._window - now)
             else:
                 await self._sleep(1.0)  # no share at all (no partitions yet): look again

@@ -28,6 +28,8 @@ class VodSettings(BaseModel):
     # partitions each owns.
     write_quota_per_minute: Annotated[int, Field(ge=1)] = 100
     query_quota_per_minute: Annotated[int, Field(ge=1)] = 1500
+    # Seconds the quotas count over. VOD's is 60: shorten only against the simulator.
+    quota_window: Annotated[float, Field(gt=0)] = 60.0
     # Seconds between single probe calls while the circuit is open.
     circuit_probe_interval: Annotated[float, Field(gt=0)] = 30.0
 

@@ -1,0 +1,56 @@
+"""``cover-consumer simulate-vod``: the VOD simulator as a process of its own."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from consumer.vod.simstate import Quotas, SimState
+from consumer.vod.simulator import run_simulator
+
+__all__ = ["add_arguments", "simulate"]
+
+SECRET_ENV = "COVER_CONSUMER_SIM_SECRET_KEY"  # so the key need not be on a command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--project-id", default="sim-project")
+    parser.add_argument("--access-key", default="sim-access-key")
+    parser.add_argument(
+        "--secret-key",
+        default=os.environ.get(SECRET_ENV, "sim-secret-key"),
+        help=f"or ${SECRET_ENV}",
+    )
+    parser.add_argument(
+        "--create-on-demand", action="store_true", help="unknown asset ids exist, with snapshots"
+    )
+    parser.add_argument("--task-delay", type=float, default=2.0, help="seconds per snapshot task")
+    parser.add_argument("--task-failure-rate", type=float, default=0.0)
+    parser.add_argument("--write-quota", type=int, default=100, help="writes per window")
+    parser.add_argument("--query-quota", type=int, default=1500, help="queries per window")
+    parser.add_argument("--quota-window", type=float, default=60.0, help="seconds")
+
+
+async def simulate(args: argparse.Namespace) -> int:
+    state = SimState(
+        project_id=args.project_id,
+        keys={args.access_key: args.secret_key},
+        create_on_demand=args.create_on_demand,
+        task_delay=args.task_delay,
+        task_failure_rate=args.task_failure_rate,
+        quotas=Quotas(args.write_quota, args.query_quota, args.quota_window),
+    )
+    server = await run_simulator(args.host, args.port, state)
+    print(f"VOD simulator on {server.url}, project {args.project_id}", file=sys.stderr)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop()
+    return 0
