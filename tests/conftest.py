@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from consumer.devtools.broker import EmbeddedBroker
+from tests.support import Daemon
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +22,12 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def name() -> str:
     """A fresh topic / group name, so tests never see each other's records or offsets."""
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left_behind() -> Iterator[None]:
+    yield
+    while Daemon.started:
+        daemon = Daemon.started.pop()
+        if daemon.process.poll() is None:
+            daemon.kill()

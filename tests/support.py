@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import structlog
@@ -113,6 +113,9 @@ def daemon_config(
 class Daemon:
     """A ``cover-consumer run`` process whose JSON log lines are read back from a file."""
 
+    #: Every daemon started, so a test that fails half-way cannot leave one running.
+    started: ClassVar[list[Daemon]] = []
+
     def __init__(self, config: Path, out: Path, env: dict[str, str] | None = None) -> None:
         self.out = out
         self.process = subprocess.Popen(
@@ -122,6 +125,7 @@ class Daemon:
             stdout=out.open("wb"),
             stderr=subprocess.STDOUT,
         )
+        Daemon.started.append(self)
 
     def lines(self) -> list[dict[str, Any]]:
         parsed = []

@@ -4,7 +4,8 @@ Each replica may make ``floor(quota * owned / total)`` calls in any sliding minu
 ``owned/total`` being its share of the main topic's partitions. The floors of all
 replicas add up to at most the quota. A share that grows takes effect only after a
 full window, so a rebalance cannot let the old and the new owner of a partition
-both spend it within the same minute.
+both spend it within the same minute. Calls are forgotten slightly after the window
+ends, so network jitter cannot push two replicas' calls into one VOD window.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ class QuotaWindow:
         window: float = WINDOW,
     ) -> None:
         self.per_minute = per_minute  # calls per window; VOD's window is a minute
-        self._window = window
+        # A call is counted here when sent and by VOD when it arrives; network jitter
+        # could squeeze one more into VOD's window. Forgetting calls a little late keeps
+        # the two counts apart.
+        self.window = window * 1.05 + 0.1
         self._clock = clock
         self._sleep = sleep
         self._calls: deque[float] = deque()
@@ -48,7 +52,7 @@ class QuotaWindow:
         if share <= self._share:
             self._share, self._pending = share, None
         else:
-            self._pending = (share, self._clock() + self._window)
+            self._pending = (share, self._clock() + self.window)
             if self._share == 0 and not self._calls:
                 self._share, self._pending = share, None  # nothing spent yet: nothing to overlap
 
@@ -60,7 +64,7 @@ class QuotaWindow:
         """Wait until one more call fits in the sliding minute, then count it."""
         while True:
             now = self._clock()
-            while self._calls and self._calls[0] <= now - self._window:
+            while self._calls and self._calls[0] + self.window <= now:
                 self._calls.popleft()
             if now < self._quiet_until:
                 await self._sleep(self._quiet_until - now)
@@ -68,6 +72,7 @@ class QuotaWindow:
                 self._calls.append(now)
                 return
             elif self._calls:
-                await self._sleep(self._calls[0] + self._window - now)
+                # A hair past the expiry: float time must not leave the call counted.
+                await self._sleep(self._calls[0] + self.window - now + 1e-3)
             else:
                 await self._sleep(1.0)  # no share at all (no partitions yet): look again
