@@ -133,8 +133,16 @@ class Pipeline:
             resumed = index == trail.step
             step = steps[index]
             run.handler, run.error = step.name, None
+            sat_in = trail.tier if resumed else -1  # the tier this record came back from
             outcome = await self._call(
-                step, event, meta, context, notes, run, trail.attempt if resumed else 0
+                step,
+                event,
+                meta,
+                context,
+                notes,
+                run,
+                trail.attempt if resumed else 0,
+                last_tier=not any(t.index > sat_in for t in self._side.tiers),
             )
             if isinstance(outcome, Handover):
                 handed_over = outcome.reason
@@ -145,7 +153,7 @@ class Pipeline:
                 )
             if not isinstance(outcome, Retry):
                 return outcome
-            tier = next_tier(self._side.tiers, trail.tier if resumed else -1, outcome.after)
+            tier = next_tier(self._side.tiers, sat_in, outcome.after)
             if tier is not None:
                 return await self._side.retry(
                     record, trail, tier, index, run.attempt, outcome.reason
@@ -177,6 +185,7 @@ class Pipeline:
         notes: dict[str, Any],
         run: _Run,
         attempts_before: int,
+        last_tier: bool,
     ) -> Outcome:
         """Call one handler, with the quick in-process retries."""
         policy = self._retry
@@ -184,11 +193,12 @@ class Pipeline:
         outcome: Outcome = Handover("not called")
         for quick in range(1, policy.quick_attempts + 1):
             run.attempt = attempts_before + quick
-            called = await self._call_once(step, event, meta, context, notes, run)
+            last_try = last_tier and quick == policy.quick_attempts
+            called = await self._call_once(step, event, meta, context, notes, run, last_try)
             while isinstance(called, _Held):
                 # The event stays in flight, uncommitted, and is not charged an attempt.
                 await called.until_healthy()
-                called = await self._call_once(step, event, meta, context, notes, run)
+                called = await self._call_once(step, event, meta, context, notes, run, last_try)
             outcome = called
             if not isinstance(outcome, Retry):
                 return outcome
@@ -209,9 +219,16 @@ class Pipeline:
         context: dict[str, Any],
         notes: dict[str, Any],
         run: _Run,
+        last_try: bool,
     ) -> Outcome | _Held:
         ctx = Context(
-            self._log, {**context, "handler": step.name}, meta, self._clients, notes, run.attempt
+            self._log,
+            {**context, "handler": step.name},
+            meta,
+            self._clients,
+            notes,
+            run.attempt,
+            last_try,
         )
         began = time.perf_counter()
         try:

@@ -47,8 +47,10 @@ class Harness:
     clients: Clients
     notes: dict[str, Any] = field(default_factory=dict)
 
-    async def call(self, handler: Handler, event: Event, attempt: int = 1) -> Outcome:
-        ctx = Context(structlog.get_logger(), {}, META, self.clients, self.notes, attempt)
+    async def call(
+        self, handler: Handler, event: Event, attempt: int = 1, last_try: bool = False
+    ) -> Outcome:
+        ctx = Context(structlog.get_logger(), {}, META, self.clients, self.notes, attempt, last_try)
         return await handler(event, ctx)
 
     def writes(self) -> int:
@@ -316,6 +318,17 @@ async def test_fallback_without_snapshots_requests_them_and_the_asset_gets_a_cov
     assert second == Skipped("cover present")
     assert asset.cover_source == vod.url("a1", "dots", 1)
     assert vod.state.count("update_cover") == 0
+
+
+async def test_on_its_last_try_fallback_says_why_instead_of_requesting_snapshots(
+    vod: Harness,
+) -> None:
+    vod.state.add_asset("a1", snapshots=[0])  # only a too-early one
+
+    outcome = await vod.call(fallback_cover, cover_failed("a1"), attempt=9, last_try=True)
+
+    assert outcome == Failed("no usable snapshot, and no retry left to wait for a snapshot task")
+    assert vod.state.count("create_process_task") == 0
 
 
 async def test_requested_snapshots_do_not_make_a_too_early_frame_the_cover(

@@ -17,7 +17,7 @@ from consumer.engine import Work
 from consumer.events import Event
 from consumer.handlers import Clients, Context, Handler
 from consumer.offsets import PartitionOffsets
-from consumer.outcomes import DONE, DeadLettered, Done, Failed, Handover, Outcome, Skipped
+from consumer.outcomes import DONE, DeadLettered, Done, Failed, Handover, Outcome, Retry, Skipped
 from consumer.processing import Pipeline
 from consumer.routing import Router
 from tests.fakes import FakeRecord, FakeSink, cover_event, side_topics, smn, thumbnail_event
@@ -322,3 +322,40 @@ async def test_a_handler_past_its_timeout_is_cancelled_and_retried_as_transient(
     assert outcome.kind == "retried"
     assert (outcome.reason or "").startswith("TimeoutError")
     assert [topic for topic, *_ in sink.sent] == ["vod-cover-events.retry.1m"]
+
+
+async def test_only_the_very_last_possible_call_is_marked_as_the_last_try(
+    clients: Clients,
+) -> None:
+    seen: list[tuple[int, bool]] = []
+
+    async def waits(event: Event, ctx: Context) -> Outcome:
+        seen.append((ctx.attempt, ctx.last_try))
+        return Retry("not yet")
+
+    routes = [RouteSpec(match=MatchSpec(), handlers=["waits"])]
+    router = Router.from_specs(routes, resolve_handler={"waits": waits}.__getitem__)
+    retry = RetrySettings(quick_attempts=2)
+    piped = Pipeline(
+        router, clients, structlog.get_logger(), side_topics(FakeSink()), retry, sleep=no_sleep
+    )
+    from_last_tier = FakeRecord(
+        "vod-cover-events.retry.10m",
+        0,
+        7,
+        b"key",
+        cover_event("a1"),
+        headers=(
+            ("cc-origin-topic", b"vod-cover-events"),
+            ("cc-origin-partition", b"3"),
+            ("cc-origin-offset", b"42"),
+            ("cc-step", b"0"),
+            ("cc-attempt", b"4"),
+            ("cc-tier", b"1"),
+        ),
+    )
+
+    await piped.process(work(cover_event("a1")))
+    await piped.process(Work(from_last_tier, TP, PartitionOffsets()))
+
+    assert seen == [(1, False), (2, False), (5, False), (6, True)]

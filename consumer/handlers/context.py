@@ -39,7 +39,16 @@ class Context:
     which API calls it made), so a handler need not log a line of its own.
     """
 
-    __slots__ = ("_bound", "_context", "_logger", "attempt", "clients", "notes", "record")
+    __slots__ = (
+        "_bound",
+        "_context",
+        "_logger",
+        "attempt",
+        "clients",
+        "last_try",
+        "notes",
+        "record",
+    )
 
     def __init__(
         self,
@@ -49,6 +58,7 @@ class Context:
         clients: Clients,
         notes: dict[str, Any],
         attempt: int = 1,
+        last_try: bool = False,
     ) -> None:
         self._logger = logger
         self._context = context
@@ -57,6 +67,9 @@ class Context:
         self.clients = clients
         self.notes = notes
         self.attempt = attempt
+        #: No call of this handler comes after this one (quick retries and tiers used up):
+        #: a Retry now ends as a hand-over or a dead letter.
+        self.last_try = last_try
 
     @property
     def log(self) -> FilteringBoundLogger:

@@ -163,6 +163,9 @@ async def _fallback(asset: _Asset, ctx: Context) -> Outcome:
         # The running task may set a cover itself, or bring better snapshots.
         return Retry("waiting for a running snapshot task", after=settings.snapshot_retry_after)
     choice = _choose_snapshot(detail, settings)
+    if choice is None and ctx.last_try:
+        # A task started now could never be checked: say why instead of a blind request.
+        return Failed("no usable snapshot, and no retry left to wait for a snapshot task")
     if choice is None:
         offsets = sorted(set(settings.snapshot_offsets))
         task_id = await asset.take_snapshots(offsets, _cover_position(offsets, settings))
