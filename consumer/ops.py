@@ -11,17 +11,17 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumer import headers as h
 from consumer.config import Settings
-from consumer.kafka import client_options
+from consumer.kafka import client_options, read_topic
 from consumer.topology import Topology
 
 __all__ = ["DeadLetter", "dlq_list", "dlq_replay", "ensure_topics"]
@@ -138,7 +138,7 @@ async def dlq_replay(
 async def _replayed(settings: Settings, topology: Topology) -> set[str]:
     return {
         record.key.decode()
-        async for record in _read_all(settings, topology.replays, lambda r: r)
+        async for record in read_topic(client_options(settings.kafka), topology.replays)
         if record.key
     }
 
@@ -154,36 +154,9 @@ async def _dead_letters(settings: Settings) -> AsyncIterator[DeadLetter]:
             h.header(record.headers, h.REASON) or "(no reason header)",
         )
 
-    async for item in _read_all(settings, Topology.from_settings(settings).dead_letter, letter):
-        yield item
-
-
-async def _read_all(
-    settings: Settings, topic: str, convert: Callable[[Any], Any]
-) -> AsyncIterator[Any]:
-    """Every record of ``topic`` from its beginning to its end now, without a group."""
-    consumer = AIOKafkaConsumer(**client_options(settings.kafka), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        if topic not in await consumer.topics():  # also loads the metadata asked for below
-            return
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        left = {tp for tp in tps if ends[tp] > 0}
-        while left:
-            batch = await consumer.getmany(*left, timeout_ms=1000)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset < ends[tp]:
-                        yield convert(record)
-            left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
-    finally:
-        await consumer.stop()
+    dead_letter = Topology.from_settings(settings).dead_letter
+    async for record in read_topic(client_options(settings.kafka), dead_letter):
+        yield letter(record)
 
 
 def _iso(ms: int) -> str:

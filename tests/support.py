@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumer.config import Settings
 from consumer.handlers import Handler
+from consumer.kafka import read_topic as kafka_read_topic
 from consumer.routing import Router
 from consumer.wiring import Parts, build
 
@@ -173,23 +174,8 @@ def coordinates(lines: Iterable[dict[str, Any]]) -> list[tuple[int, int]]:
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of ``topic`` now (no group): value, key, headers as a dict."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        if topic not in await consumer.topics():
-            return []
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[Any] = []
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            for batch in (await consumer.getmany(timeout_ms=1000)).values():
-                records.extend(batch)
-        return records
-    finally:
-        await consumer.stop()
+    """Every record of ``topic`` now (no group)."""
+    return [r async for r in kafka_read_topic({"bootstrap_servers": bootstrap}, topic)]
 
 
 def header_map(record: Any) -> dict[str, str]:

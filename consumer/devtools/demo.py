@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from consumer import headers as h
 from consumer.config import KafkaSettings, Settings
 from consumer.devtools.broker import EmbeddedBroker
 from consumer.errors import RecordError
 from consumer.events import decode
+from consumer.kafka import read_topic
 from consumer.ops import ensure_topics
 from consumer.topology import Topology
 from consumer.vod.simstate import QuotaGroup, Quotas, SimState, TaskDone
@@ -445,7 +446,9 @@ async def _demo(bootstrap: str, suffix: str, tmp: Path, began: float) -> int:
         processing = time.monotonic() - started
         code = await _stop(daemon)
         log.poll()
-        letters = await _read_topic(bootstrap, topology.dead_letter)
+        letters = [
+            r async for r in read_topic({"bootstrap_servers": bootstrap}, topology.dead_letter)
+        ]
     finally:
         if daemon is not None and daemon.returncode is None:
             daemon.kill()
@@ -522,31 +525,6 @@ async def _wait(
             )
     print(f"  the daemon exited early, code {daemon.returncode}")
     return False
-
-
-async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of ``topic`` now, without a group."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        if topic not in await consumer.topics():
-            return []
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[Any] = []
-        deadline = time.monotonic() + 30
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end")
-            for batch in (await consumer.getmany(*tps, timeout_ms=1000)).values():
-                records.extend(
-                    r for r in batch if r.offset < ends[TopicPartition(topic, r.partition)]
-                )
-        return records
-    finally:
-        await consumer.stop()
 
 
 # ----------------------------------------------------------------------------- report
