@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
+from pathlib import Path
+from typing import Any
 
 from consumer.vod.simstate import Quotas, SimState
 from consumer.vod.simulator import run_simulator
@@ -34,6 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write-quota", type=int, default=100, help="writes per window")
     parser.add_argument("--query-quota", type=int, default=1500, help="queries per window")
     parser.add_argument("--quota-window", type=float, default=60.0, help="seconds")
+    parser.add_argument(
+        "--seed",
+        type=Path,
+        help="JSON list of assets: {asset_id, cover?, snapshots? (seconds), thumbnail_status?}",
+    )
+
+
+def _seed(path: Path) -> list[dict[str, Any]]:
+    assets = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(assets, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("asset_id"), str) for a in assets
+    ):
+        raise SystemExit(f"{path}: expected a JSON list of objects with an asset_id")
+    return assets
 
 
 async def simulate(args: argparse.Namespace) -> int:
@@ -45,6 +62,13 @@ async def simulate(args: argparse.Namespace) -> int:
         task_failure_rate=args.task_failure_rate,
         quotas=Quotas(args.write_quota, args.query_quota, args.quota_window),
     )
+    for asset in _seed(args.seed) if args.seed else []:
+        state.add_asset(
+            asset["asset_id"],
+            cover=asset.get("cover"),
+            snapshots=asset.get("snapshots", ()),
+            thumbnail_status=asset.get("thumbnail_status"),
+        )
     server = await run_simulator(args.host, args.port, state)
     print(f"VOD simulator on {server.url}, project {args.project_id}", file=sys.stderr)
     stop = asyncio.Event()

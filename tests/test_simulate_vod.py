@@ -1,0 +1,62 @@
+"""``cover-consumer simulate-vod``: the simulator as a process, seeded from a file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from consumer.devtools.broker import free_port, wait_for_port
+from consumer.vod.client import VodClient
+from consumer.vod.models import AssetDetail
+from tests.support import REPO
+
+
+def test_a_seeded_simulator_process_serves_its_assets_to_a_signed_client(tmp_path: Path) -> None:
+    seed = tmp_path / "assets.json"
+    cover = "https://cdn.example/asset/a1/cover/Cover0.jpg"
+    seed.write_text(json.dumps([{"asset_id": "a1", "cover": cover, "snapshots": [0, 12]}]))
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "consumer",
+            "simulate-vod",
+            "--port",
+            str(port),
+            "--seed",
+            str(seed),
+        ],
+        cwd=REPO,
+        env={**os.environ, "COVER_CONSUMER_SIM_SECRET_KEY": "seeded-secret"},
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port)
+        detail = asyncio.run(_detail(port, "a1"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=10)
+
+    assert detail.cover_urls == [cover]
+    assert [s.offset for s in detail.snapshots("sample")] == [0, 12]
+    assert code == 0
+
+
+async def _detail(port: int, asset_id: str) -> AssetDetail:
+    async with aiohttp.ClientSession() as session:
+        client = VodClient(
+            session,
+            endpoint=f"http://127.0.0.1:{port}",
+            project_id="sim-project",
+            access_key="sim-access-key",
+            secret_key="seeded-secret",
+        )
+        return await client.show_asset_detail(asset_id)
