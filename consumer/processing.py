@@ -39,6 +39,7 @@ from consumer.outcomes import (
 from consumer.retrying import backoff, is_transient, next_tier
 from consumer.routing import Route, Router, Step
 from consumer.sidetopics import SideTopics
+from consumer.watchdog import Watchdog
 
 __all__ = ["Pipeline"]
 
@@ -77,13 +78,14 @@ class Pipeline:
         self._log = log
         self._side = side
         self._retry = retry
-        self._handler_timeout = handler_timeout
+        self._watchdog = Watchdog(handler_timeout)
         # Waits until whatever made a failure systemic is healthy again (the VOD circuit).
         self._until_healthy = until_healthy
         self._sleep = sleep
         # One metrics child per (outcome, handler): labels() per record costs a dict lookup
         # and a lock; the few combinations are resolved once.
         self._processed: dict[tuple[str, str | None], Any] = {}
+        self._handler_seconds: dict[str, Any] = {}
         self._rng = rng
 
     async def process(self, work: Work) -> RecordOutcome:
@@ -233,7 +235,7 @@ class Pipeline:
         began = time.perf_counter()
         try:
             # A handler past its time is cancelled: a TimeoutError, so a transient failure.
-            async with asyncio.timeout(self._handler_timeout):
+            with self._watchdog.watch():
                 outcome = await step.handler(event, ctx)
         except Exception as exc:
             run.error = exc
@@ -245,10 +247,16 @@ class Pipeline:
                 return Retry(reason, after=getattr(exc, "retry_after", None), error=error)
             return Failed(f"unexpected error, {run.attempt} attempts: {reason}", error)
         finally:
-            metrics.HANDLER_SECONDS.labels(step.name).observe(time.perf_counter() - began)
+            self._durations(step.name).observe(time.perf_counter() - began)
         if not isinstance(outcome, Outcome):  # user code may return anything
             return Failed(f"handler returned {type(outcome).__name__}, not an outcome")
         return outcome
+
+    def _durations(self, handler: str) -> Any:
+        child = self._handler_seconds.get(handler)
+        if child is None:
+            child = self._handler_seconds[handler] = metrics.HANDLER_SECONDS.labels(handler)
+        return child
 
     def _count(self, outcome: str, handler: str | None) -> None:
         child = self._processed.get((outcome, handler))
