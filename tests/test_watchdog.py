@@ -12,7 +12,7 @@ from consumer.watchdog import Watchdog
 async def test_a_call_past_its_limit_raises_timeout_error_and_leaves_the_task_uncancelled() -> None:
     watchdog = Watchdog(timeout=0.02)
 
-    with pytest.raises(TimeoutError, match="past its 0.02s limit"), watchdog.watch():
+    with pytest.raises(TimeoutError, match=r"past its 0\.02s limit"), watchdog.watch():
         await asyncio.Event().wait()
 
     task = asyncio.current_task()
