@@ -14,7 +14,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -53,8 +53,11 @@ class _Held:
 
 @dataclass(slots=True)
 class _Run:
-    """What the route did so far, for the outcome line."""
+    """One record's run through its route: what every handler call shares, and what the
+    outcome line reports."""
 
+    context: dict[str, Any]  # the fields identifying the record on every line
+    notes: dict[str, Any] = field(default_factory=dict)  # what handlers annotate
     handler: str | None = None
     attempt: int = 0
     error: BaseException | None = None
@@ -95,8 +98,7 @@ class Pipeline:
         trail = Trail.of(
             record.topic, record.partition, record.offset, record.timestamp, record.headers
         )
-        notes: dict[str, Any] = {}
-        run = _Run()
+        run = _Run(context)
         outcome: RecordOutcome
         if isinstance(decoded, IgnoredRecord):
             outcome = Skipped(decoded.reason)
@@ -110,9 +112,9 @@ class Pipeline:
                 f"cover_type={decoded.cover_type}"
             )
         else:
-            outcome = await self._run_route(route, decoded, work, trail, context, notes, run)
+            outcome = await self._run_route(route, decoded, work, trail, run)
         self._side.observe(outcome)
-        self._log_outcome(outcome, context, notes, run, started)
+        self._log_outcome(outcome, run, started)
         return outcome
 
     async def _run_route(
@@ -121,8 +123,6 @@ class Pipeline:
         event: Event,
         work: Work,
         trail: Trail,
-        context: dict[str, Any],
-        notes: dict[str, Any],
         run: _Run,
     ) -> RecordOutcome:
         record = work.record
@@ -140,8 +140,6 @@ class Pipeline:
                 step,
                 event,
                 meta,
-                context,
-                notes,
                 run,
                 trail.attempt if resumed else 0,
                 last_tier=not any(t.index > sat_in for t in self._side.tiers),
@@ -183,8 +181,6 @@ class Pipeline:
         step: Step,
         event: Event,
         meta: RecordMeta,
-        context: dict[str, Any],
-        notes: dict[str, Any],
         run: _Run,
         attempts_before: int,
         last_tier: bool,
@@ -196,11 +192,11 @@ class Pipeline:
         for quick in range(1, policy.quick_attempts + 1):
             run.attempt = attempts_before + quick
             last_try = last_tier and quick == policy.quick_attempts
-            called = await self._call_once(step, event, meta, context, notes, run, last_try)
+            called = await self._call_once(step, event, meta, run, last_try)
             while isinstance(called, _Held):
                 # The event stays in flight, uncommitted, and is not charged an attempt.
                 await called.until_healthy()
-                called = await self._call_once(step, event, meta, context, notes, run, last_try)
+                called = await self._call_once(step, event, meta, run, last_try)
             outcome = called
             if not isinstance(outcome, Retry):
                 return outcome
@@ -218,17 +214,15 @@ class Pipeline:
         step: Step,
         event: Event,
         meta: RecordMeta,
-        context: dict[str, Any],
-        notes: dict[str, Any],
         run: _Run,
         last_try: bool,
     ) -> Outcome | _Held:
         ctx = Context(
             self._log,
-            {**context, "handler": step.name},
+            {**run.context, "handler": step.name},
             meta,
             self._clients,
-            notes,
+            run.notes,
             run.attempt,
             last_try,
         )
@@ -266,19 +260,12 @@ class Pipeline:
         child.inc()
         metrics.LAST_PROCESSED.set(time.time())
 
-    def _log_outcome(
-        self,
-        outcome: RecordOutcome,
-        context: dict[str, Any],
-        notes: dict[str, Any],
-        run: _Run,
-        started: float,
-    ) -> None:
+    def _log_outcome(self, outcome: RecordOutcome, run: _Run, started: float) -> None:
         self._count(outcome.kind, run.handler)
         # Handler notes first: the record's context and outcome must win over a same-named note.
         fields: dict[str, Any] = {
-            **notes,
-            **context,
+            **run.notes,
+            **run.context,
             "outcome": outcome.kind,
             "handler": run.handler,
             "attempt": run.attempt,
