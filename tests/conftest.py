@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import aiohttp
 import pytest
+from structlog.testing import capture_logs
+from structlog.typing import EventDict
 
 from consumer.devtools.broker import EmbeddedBroker
+from consumer.handlers import Clients
 from tests.support import Daemon
 
 
@@ -31,3 +35,17 @@ def _no_daemon_left_behind() -> Iterator[None]:
         daemon = Daemon.started.pop()
         if daemon.process.poll() is None:
             daemon.kill()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Clients]:
+    """Handler clients over a real aiohttp session (no VOD)."""
+    async with aiohttp.ClientSession() as http:
+        yield Clients(http)
+
+
+@pytest.fixture
+def logs() -> Iterator[list[EventDict]]:
+    """Every structlog entry logged during the test."""
+    with capture_logs() as entries:
+        yield entries

@@ -19,7 +19,6 @@ import aiohttp
 import structlog
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumer.config import Settings
 from consumer.handlers import Handler
@@ -31,15 +30,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Tansu delays a group's first join by half the session timeout: keep it at Kafka's minimum.
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
-
-
-async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        await admin.close()
 
 
 def cover_event(asset_id: str, status: str = "FAILED", seq: int = 0) -> bytes:

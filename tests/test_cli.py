@@ -16,9 +16,15 @@ from typing import Any
 import pytest
 import yaml
 
-from consumer.devtools.broker import free_port
+from consumer.devtools.broker import create_topic, free_port
 from consumer.logs import MASK
-from tests.support import REPO, Daemon, cover_event, create_topic, daemon_config, produce
+from tests.support import (
+    REPO,
+    Daemon,
+    cover_event,
+    daemon_config,
+    produce,
+)
 
 CONFIG = REPO / "config" / "consumer.yaml"
 

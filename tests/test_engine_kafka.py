@@ -10,12 +10,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from consumer import DONE, Context, Event, Outcome
+from consumer.devtools.broker import create_topic
 from consumer.engine import Engine
 from consumer.handlers import Handler
 from tests.support import (
     committed,
     cover_event,
-    create_topic,
     in_process,
     produce,
     settings_for,

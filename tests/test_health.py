@@ -12,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from consumer.devtools.broker import free_port
+from consumer.devtools.broker import create_topic, free_port
 from consumer.health import Health
-from tests.support import Daemon, cover_event, create_topic, daemon_config, produce
+from tests.support import (
+    Daemon,
+    cover_event,
+    daemon_config,
+    produce,
+)
 
 
 class Clock:

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 
-import aiohttp
-import pytest
 import structlog
 from aiokafka import TopicPartition
-from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
 from consumer.config import MatchSpec, RetrySettings, RouteSpec
@@ -78,18 +74,6 @@ HANDLERS: dict[str, Handler] = {
         ("logs_its_own_line", logs_its_own_line),
     ]
 }
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    async with aiohttp.ClientSession() as http:
-        yield Clients(http)
-
-
-@pytest.fixture
-def logs() -> Iterator[list[EventDict]]:
-    with capture_logs() as entries:
-        yield entries
 
 
 async def no_sleep(seconds: float) -> None:

@@ -15,13 +15,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from consumer.devtools.broker import EmbeddedBroker
+from consumer.devtools.broker import EmbeddedBroker, create_topic
 from tests.support import (
     Daemon,
     committed,
     coordinates,
     cover_event,
-    create_topic,
     daemon_config,
     produce,
 )

@@ -6,13 +6,12 @@ Sleeps, jitter and the wall clock are injected: nothing here waits for real time
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 
 import aiohttp
 import pytest
 import structlog
 from aiokafka import TopicPartition
-from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
 from consumer import retrying
@@ -74,18 +73,6 @@ class Sleeps:
 
     async def __call__(self, seconds: float) -> None:
         self.slept.append(seconds)
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    async with aiohttp.ClientSession() as http:
-        yield Clients(http)
-
-
-@pytest.fixture
-def logs() -> Iterator[list[EventDict]]:
-    with capture_logs() as entries:
-        yield entries
 
 
 def side(sink: FakeSink, tiers: Sequence[float] = (60, 600)) -> SideTopics:

@@ -9,11 +9,11 @@ from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
 from consumer import DONE, Context, Event, Outcome
+from consumer.devtools.broker import create_topic
 from consumer.outcomes import Handover, Retry
 from tests.support import (
     committed,
     cover_event,
-    create_topic,
     header_map,
     in_process,
     produce,

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from consumer.devtools.broker import EmbeddedBroker, free_port
+from consumer.devtools.broker import EmbeddedBroker, create_topic, free_port
 from tests.support import (
     REPO,
     Daemon,
     Proxy,
     committed,
     cover_event,
-    create_topic,
     daemon_config,
     header_map,
     produce,

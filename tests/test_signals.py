@@ -17,7 +17,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support import REPO, cover_event, create_topic, daemon_config, produce
+from consumer.devtools.broker import create_topic
+from tests.support import (
+    REPO,
+    cover_event,
+    daemon_config,
+    produce,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from consumer.devtools.broker import create_topic
 from consumer.handlers.covers import fallback_cover
 from consumer.vod.simstate import Quotas, SimState
 from consumer.vod.simulator import SimServer, run_simulator
 from tests.support import (
     Daemon,
     cover_event,
-    create_topic,
     daemon_config,
     in_process,
     produce,

@@ -42,10 +42,9 @@ from typing import Any
 import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumer.config import CONFIG_ENV, SECRETS_DIR_ENV
-from consumer.devtools.broker import EmbeddedBroker
+from consumer.devtools.broker import EmbeddedBroker, create_topic
 
 __all__ = ["main"]
 
@@ -219,12 +218,7 @@ def _produce(bench: _Bench, scenario: str, assets: Iterable[str], rng: random.Ra
 async def _produce_async(
     bootstrap: str, topic: str, assets: Iterable[str], rng: random.Random
 ) -> list[tuple[int, int]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    finally:
-        await admin.close()
+    await create_topic(bootstrap, topic, PARTITIONS)
     # send() only queues; awaiting the acks in chunks keeps batches full without holding
     # a future per record for the whole topic.
     producer = AIOKafkaProducer(

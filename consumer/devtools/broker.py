@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["EmbeddedBroker", "free_port", "wait_for_port"]
+__all__ = ["EmbeddedBroker", "create_topic", "free_port", "wait_for_port"]
 
 
 def free_port() -> int:
@@ -99,3 +99,15 @@ class EmbeddedBroker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    """A topic with ``partitions`` partitions and one replica (a test broker has one node)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
