@@ -11,7 +11,7 @@ from datetime import datetime
 from consumer import daemon
 from consumer.config import Settings, load_settings, render_masked, secret_values
 from consumer.errors import ConfigError
-from consumer.logs import configure, get_logger
+from consumer.logs import configure, flush, get_logger
 from consumer.vod.serve import add_arguments
 
 __all__ = ["main"]
@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"cover-consumer: {exc}", file=sys.stderr)
         return daemon.EXIT_CONFIG
+    finally:
+        flush()  # lines of the loop's last turn
 
 
 def _run_daemon(settings: Settings) -> int:

@@ -24,7 +24,7 @@ from structlog.typing import FilteringBoundLogger
 from consumer import metrics
 from consumer.config import Settings
 from consumer.health import Health, serve
-from consumer.logs import get_logger
+from consumer.logs import flush, get_logger
 from consumer.routing import routes_for
 from consumer.source import KafkaSource
 from consumer.wiring import Parts, build
@@ -106,6 +106,7 @@ def _health(settings: Settings, parts: Parts) -> Health:
     health.hold_readiness_when(parts.held)
     metrics.IN_FLIGHT.set_function(lambda: engine.in_flight)
     metrics.PAUSED_PARTITIONS.set_function(lambda: len(engine.paused))
+    metrics.LAST_PROCESSED.set_function(lambda: parts.pipeline.last_outcome_at)
     return health
 
 
@@ -133,6 +134,7 @@ def _install_signal_handlers(stop: asyncio.Event, health: Health) -> None:
     def on_signal(signum: signal.Signals) -> None:
         if stop.is_set():
             # Second signal: the operator means it. No drain, no commit.
+            flush()
             os._exit(EXIT_FORCED)
         get_logger().info("shutdown_requested", signal=signum.name)
         health.stopping = True  # not ready from this moment: no new traffic while draining

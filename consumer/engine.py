@@ -71,6 +71,7 @@ class Engine:
         not_before: Callable[[Record], float | None] = lambda _: None,
         halted: Callable[[], bool] = lambda: False,
         wall: Callable[[], float] = time.time,
+        before_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._source = source
         self._process = process
@@ -83,6 +84,9 @@ class Engine:
         self._held: dict[TopicPartition, float] = {}
         self._halted = halted
         self._wall = wall
+        # Outcome lines are written in batches: those of the records a commit covers must be
+        # out first, or a crash right after it would lose them for good.
+        self._before_commit = before_commit
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._scheduler: KeyedScheduler[Work] = KeyedScheduler(
             self._run, workers=settings.max_in_flight
@@ -265,6 +269,7 @@ class Engine:
         offsets = self._tracker.to_commit(partitions)
         if not offsets:
             return True
+        self._before_commit()
         try:
             await self._source.commit(offsets)
         except KafkaError as exc:

@@ -17,6 +17,7 @@ from consumer.guard import DeadLetterGuard
 from consumer.handlers import Clients
 from consumer.headers import due_at
 from consumer.kafka import client_options, consumer_options
+from consumer.logs import flush
 from consumer.processing import Pipeline
 from consumer.routing import Router
 from consumer.sidetopics import SideTopics
@@ -37,6 +38,7 @@ PROBE_ASSET = "0" * 32
 @dataclass(frozen=True, slots=True)
 class Parts:
     engine: Engine
+    pipeline: Pipeline
     source: KafkaSource
     sink: KafkaSink
     guard: DeadLetterGuard
@@ -111,8 +113,9 @@ def build(
         log,
         not_before=lambda r: due_at(r.headers) if r.topic in tier_topics else None,
         halted=lambda: guard.tripped or (vod is not None and vod.circuit.is_open),
+        before_commit=flush,
     )
-    return Parts(engine, source, sink, guard, vod, topology.main)
+    return Parts(engine, pipeline, source, sink, guard, vod, topology.main)
 
 
 def _vod(

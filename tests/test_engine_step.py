@@ -107,6 +107,8 @@ class Rig:
     process: Processor
     clock: FakeClock
     logs: list[EventDict]
+    #: Commits already made each time the engine asked for the log lines to be written out.
+    flushed_before: list[int]
 
     def add(self, *assets: str, tp: TopicPartition = TP0) -> None:
         for asset in assets:
@@ -162,9 +164,17 @@ async def make_rig() -> AsyncIterator[MakeRig]:
                 fetch_max_records=100,
             )
             source, process, clock = FakeSource(partitions), Processor(), FakeClock()
-            engine = Engine(source, process, settings, structlog.get_logger(), clock=clock)
+            flushed_before: list[int] = []
+            engine = Engine(
+                source,
+                process,
+                settings,
+                structlog.get_logger(),
+                clock=clock,
+                before_commit=lambda: flushed_before.append(len(source.commits)),
+            )
             await engine.on_assigned(list(partitions))  # what a rebalance does first
-            rigs.append(rig := Rig(engine, source, process, clock, logs))
+            rigs.append(rig := Rig(engine, source, process, clock, logs, flushed_before))
             return rig
 
         yield make
@@ -319,6 +329,23 @@ async def test_a_stalled_record_holds_the_commit_at_its_own_offset(make_rig: Mak
     await rig.empty_step()
     assert rig.source.commits == [{TP0: 1}, {TP0: 4}]
     assert rig.engine.committed() == {TP0: 4}
+
+
+async def test_log_lines_are_written_out_before_each_commit(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    rig.add("a")
+    await rig.step()
+    await rig.process.wait_finished((0, 0))
+    rig.clock.advance(1)
+    await rig.empty_step()
+    rig.add("b")
+    await rig.step()
+    await rig.process.wait_finished((0, 1))
+    rig.clock.advance(1)
+    await rig.empty_step()
+
+    assert rig.source.commits == [{TP0: 1}, {TP0: 2}]
+    assert rig.flushed_before == [0, 1]
 
 
 async def test_commits_only_once_every_commit_interval(make_rig: MakeRig) -> None:

@@ -6,6 +6,7 @@ Output goes to a text wrapper over a ``BytesIO``: the same shape as ``sys.stdout
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -335,3 +336,32 @@ def test_short_values_are_not_treated_as_secrets(out: Output) -> None:
     log.info("abc")
 
     assert only(out)["event"] == "abc"
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+async def test_lines_of_one_loop_turn_are_written_together_at_the_next(out: Output) -> None:
+    log = setup(out)
+    log.info("first")
+    log.info("second")
+    assert out.lines() == []
+
+    await asyncio.sleep(0)
+
+    assert [r["event"] for r in out.records()] == ["first", "second"]
+
+
+async def test_flush_writes_pending_lines_at_once(out: Output) -> None:
+    log = setup(out)
+    log.info("pending")
+    logging.getLogger("aiokafka").warning("from the library")
+
+    logs.flush()
+
+    assert [r["event"] for r in out.records()] == ["pending", "from the library"]
+
+
+def test_without_a_running_loop_each_line_is_written_at_once(out: Output) -> None:
+    setup(out).info("now")
+    assert [r["event"] for r in out.records()] == ["now"]
