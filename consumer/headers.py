@@ -7,7 +7,7 @@ knows about its history travels in these headers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Trail", "due_at", "header"]
 
@@ -43,9 +43,9 @@ def due_at(headers: Headers | None) -> float | None:
     return int(value) / 1000 if value and value.isdigit() else None
 
 
-@dataclass(frozen=True, slots=True)
-class Trail:
-    """A record's history: where it first came from and how far its route got."""
+class Trail(NamedTuple):
+    """A record's history: where it first came from and how far its route got (a tuple:
+    one is made per record, and a frozen dataclass costs several times as much)."""
 
     origin_topic: str
     origin_partition: int

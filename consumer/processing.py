@@ -80,6 +80,8 @@ class Pipeline:
         self._clients = clients
         self._log = log
         self._side = side
+        # A call is the last try when no tier follows the one the record sat in.
+        self._top_tier = max((tier.index for tier in side.tiers), default=-1)
         self._retry = retry
         self._watchdog = Watchdog(handler_timeout)
         # Waits until whatever made a failure systemic is healthy again (the VOD circuit).
@@ -90,6 +92,8 @@ class Pipeline:
         self._processed: dict[tuple[str, str | None], Any] = {}
         self._handler_seconds: dict[str, Any] = {}
         self._rng = rng
+        #: When a record last reached its outcome (epoch seconds; a gauge reads it on scrape).
+        self.last_outcome_at = 0.0
 
     async def process(self, work: Work) -> RecordOutcome:
         started = time.perf_counter()
@@ -142,7 +146,7 @@ class Pipeline:
                 meta,
                 run,
                 trail.attempt if resumed else 0,
-                last_tier=not any(t.index > sat_in for t in self._side.tiers),
+                last_tier=sat_in >= self._top_tier,
             )
             if isinstance(outcome, Handover):
                 handed_over = outcome.reason
@@ -218,13 +222,7 @@ class Pipeline:
         last_try: bool,
     ) -> Outcome | _Held:
         ctx = Context(
-            self._log,
-            {**run.context, "handler": step.name},
-            meta,
-            self._clients,
-            run.notes,
-            run.attempt,
-            last_try,
+            self._log, run.context, meta, self._clients, run.notes, run.attempt, last_try, step.name
         )
         began = time.perf_counter()
         try:
@@ -258,7 +256,7 @@ class Pipeline:
             child = metrics.RECORDS_PROCESSED.labels(outcome, handler or "none")
             self._processed[(outcome, handler)] = child
         child.inc()
-        metrics.LAST_PROCESSED.set(time.time())
+        self.last_outcome_at = time.time()
 
     def _log_outcome(self, outcome: RecordOutcome, run: _Run, started: float) -> None:
         self._count(outcome.kind, run.handler)

@@ -10,8 +10,6 @@ their deadline. A cancelled call is recognised by its task and turned back into 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 __all__ = ["Watchdog"]
 
@@ -23,25 +21,22 @@ class Watchdog:
         self._expired: set[asyncio.Task[object]] = set()
         self._runner: asyncio.Task[None] | None = None
 
-    @contextmanager
-    def watch(self) -> Iterator[None]:
+    def watch(self) -> _Watch:
         """Around one handler call in the current task; raises TimeoutError when late."""
-        task = asyncio.current_task()
-        assert task is not None  # always called from a coroutine
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
+        assert task is not None  # always called from a coroutine
         self._deadlines[task] = loop.time() + self.timeout
         if self._runner is None or self._runner.done():
             self._runner = loop.create_task(self._patrol())
-        try:
-            yield
-        except asyncio.CancelledError:
-            if task not in self._expired:
-                raise
+        return _Watch(self, task)
+
+    def _end(self, task: asyncio.Task[object], cancelled: bool) -> None:
+        self._deadlines.pop(task, None)
+        if cancelled and task in self._expired:
             self._expired.discard(task)
             task.uncancel()
             raise TimeoutError(f"handler ran past its {self.timeout:g}s limit") from None
-        finally:
-            self._deadlines.pop(task, None)
 
     async def _patrol(self) -> None:
         loop = asyncio.get_running_loop()
@@ -53,3 +48,20 @@ class Watchdog:
                     del self._deadlines[task]
                     self._expired.add(task)
                     task.cancel()
+
+
+class _Watch:
+    """One watched call (a class, not ``@contextmanager``: it runs once per handler call)."""
+
+    __slots__ = ("_task", "_watchdog")
+
+    def __init__(self, watchdog: Watchdog, task: asyncio.Task[object]) -> None:
+        self._watchdog = watchdog
+        self._task = task
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        # A cancellation the watchdog caused becomes a TimeoutError; any other propagates.
+        self._watchdog._end(self._task, kind is asyncio.CancelledError)

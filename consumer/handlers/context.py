@@ -42,6 +42,7 @@ class Context:
     __slots__ = (
         "_bound",
         "_context",
+        "_handler",
         "_logger",
         "attempt",
         "clients",
@@ -59,9 +60,11 @@ class Context:
         notes: dict[str, Any],
         attempt: int = 1,
         last_try: bool = False,
+        handler: str | None = None,
     ) -> None:
         self._logger = logger
-        self._context = context
+        self._context = context  # shared by the record's handler calls: never changed here
+        self._handler = handler
         self._bound: FilteringBoundLogger | None = None
         self.record = record
         self.clients = clients
@@ -75,7 +78,7 @@ class Context:
     def log(self) -> FilteringBoundLogger:
         """Bound to the record's context on first use: most handlers never log a line."""
         if self._bound is None:
-            self._bound = self._logger.bind(**self._context)
+            self._bound = self._logger.bind(**self._context, handler=self._handler)
         return self._bound
 
     def annotate(self, **fields: Any) -> None:
