@@ -4,6 +4,8 @@
 is a quick run. Scenarios, each on its own freshly produced topic:
 
 1. bare aiokafka + ``json.loads``: the ceiling a Python consumer on this machine can reach;
+   beside it the same loop doing only the per-record work the product requires of any
+   design (the pydantic event decode and one structlog outcome line): the floor of cost;
 2. the daemon with the built-in ``log`` handler: its cost per record over that ceiling;
 3. the daemon with a 100 ms handler and 256 records in flight: whether waiting handlers
    overlap as configured (ideal 256 / 0.1 s = 2,560 records/s);
@@ -33,7 +35,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,10 +43,12 @@ from typing import Any
 
 import orjson
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
-from consumer.config import CONFIG_ENV, SECRETS_DIR_ENV
+from consumer import logs
+from consumer.config import CONFIG_ENV, SECRETS_DIR_ENV, LogSettings
 from consumer.devtools.broker import EmbeddedBroker, create_topic
+from consumer.events import decode
 
 __all__ = ["main"]
 
@@ -85,6 +89,7 @@ class DaemonRun:
 @dataclass(frozen=True)
 class Results:
     baseline: float
+    floor: float  # bare loop + decode + outcome line: no engine can beat it
     daemon: DaemonRun
     sleep: DaemonRun
     backlog: DaemonRun
@@ -149,9 +154,10 @@ class _Bench:
 def _run_scenarios(bench: _Bench, args: argparse.Namespace) -> Results:
     rng = random.Random(20261121)  # the same records every run
     assets = _asset_ids(rng, ASSETS)
-    baseline, daemon = _throughput(bench, rng, assets, args.records, args.repeat)
+    baseline, floor, daemon = _throughput(bench, rng, assets, args.records, args.repeat)
     return Results(
         baseline,
+        floor,
         daemon,
         _sleeping(bench, rng, args.sleep_records),
         _backlog(bench, rng, assets, args.backlog),
@@ -161,18 +167,22 @@ def _run_scenarios(bench: _Bench, args: argparse.Namespace) -> Results:
 
 def _throughput(
     bench: _Bench, rng: random.Random, assets: list[str], records: int, repeat: int
-) -> tuple[float, DaemonRun]:
-    """Median bare-consumer rate and the median daemon run over one topic."""
+) -> tuple[float, float, DaemonRun]:
+    """Median bare-consumer and floor rates, and the median daemon run, over one topic."""
     topic = _produce(bench, "throughput", (rng.choice(assets) for _ in range(records)), rng)
     baselines: list[float] = []
+    floors: list[float] = []
     daemons: list[DaemonRun] = []
-    # Interleaved pairs: whatever else loads the machine meanwhile hits both sides alike.
+    outcome_lines = _outcome_logger(bench.work / "floor.out")
+    # Interleaved rounds: whatever else loads the machine meanwhile hits every side alike.
     for i in range(repeat):
-        baselines.append(asyncio.run(_bare_consume(bench, topic, f"baseline-{i}")))
+        baselines.append(asyncio.run(_bare_consume(bench, topic, f"baseline-{i}", _parse)))
         _say(f"bare aiokafka + json.loads: {baselines[-1]:,.0f} events/s")
+        floors.append(asyncio.run(_bare_consume(bench, topic, f"floor-{i}", outcome_lines)))
+        _say(f"bare aiokafka + decode + outcome line: {floors[-1]:,.0f} events/s")
         daemons.append(_run_daemon(bench, f"log-{i}", topic, THROUGHPUT_SETTINGS))
     median_run = sorted(daemons, key=lambda run: run.rate)[len(daemons) // 2]
-    return statistics.median_high(baselines), median_run
+    return statistics.median_high(baselines), statistics.median_high(floors), median_run
 
 
 def _sleeping(bench: _Bench, rng: random.Random, records: int) -> DaemonRun:
@@ -265,8 +275,46 @@ def _cover_complete(rng: random.Random, asset_id: str, seq: int) -> bytes:
 # -- the baseline ----------------------------------------------------------------------------
 
 
-async def _bare_consume(bench: _Bench, topic: Topic, scenario: str) -> float:
-    """Fetch and parse every record, nothing else; events/s from the first batch on."""
+def _parse(record: ConsumerRecord[bytes, bytes]) -> None:
+    json.loads(record.value)
+
+
+def _outcome_logger(path: Path) -> Callable[[ConsumerRecord[bytes, bytes]], None]:
+    """Per record what the product asks of any design: decode the event with its pydantic
+    model and write one structlog ``record_processed`` line with the fields the daemon's
+    line carries. Nothing of the engine: no scheduling, offsets, routes or metrics."""
+    logs.configure(LogSettings(format="json"), stream=path.open("w"))
+    log = logs.get_logger()
+
+    def handle(record: ConsumerRecord[bytes, bytes]) -> None:
+        began = time.perf_counter()
+        event = decode(record.value)
+        log.info(
+            "record_processed",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            asset_id=event.asset_id,
+            event_type=event.event_type,
+            outcome="done",
+            handler="log",
+            attempt=1,
+            duration_ms=round((time.perf_counter() - began) * 1000, 3),
+            reason=None,
+            status=event.status,
+            cover_type=event.cover_type,
+        )
+
+    return handle
+
+
+async def _bare_consume(
+    bench: _Bench,
+    topic: Topic,
+    scenario: str,
+    handle: Callable[[ConsumerRecord[bytes, bytes]], None],
+) -> float:
+    """Fetch every record and ``handle`` it, nothing else; events/s from the first batch on."""
     expected = len(topic.produced)
     consumer = AIOKafkaConsumer(
         topic.name,
@@ -288,7 +336,7 @@ async def _bare_consume(bench: _Bench, topic: Topic, scenario: str) -> float:
                 began = time.perf_counter()  # joined: the clock starts with the data
             for records in batch.values():
                 for record in records:
-                    json.loads(record.value)
+                    handle(record)
                 seen += len(records)
         return seen / (time.perf_counter() - began)
     finally:
@@ -488,6 +536,8 @@ def _table(results: Results) -> str:
     rows = [
         f"{'scenario':<36}{'events/s':>9}   vs",
         f"{'bare aiokafka + json.loads':<36}{results.baseline:>9,.0f}   1.00",
+        f"{'bare + decode + outcome line':<36}{results.floor:>9,.0f}   "
+        f"{results.floor / results.baseline:.2f}  (floor: the required per-record work alone)",
         f"{'daemon, log handler':<36}{daemon.rate:>9,.0f}   {ratio:.2f}"
         f"  (goal >= {GOAL_DAEMON_RATIO:.2f}){_verdict(ratio >= GOAL_DAEMON_RATIO)}",
         f"{f'daemon, 100 ms handler, {SLEEP_IN_FLIGHT}':<36}{sleep.rate:>9,.0f}   {fraction:.2f}"
