@@ -21,7 +21,6 @@ import structlog
 
 from consumer import metrics
 from consumer.config import RetrySettings
-from consumer.engine import Work
 from consumer.errors import IgnoredRecord, RecordError
 from consumer.events import Event
 from consumer.handlers import Clients, Context, RecordMeta
@@ -40,6 +39,7 @@ from consumer.retrying import backoff, is_transient, next_tier
 from consumer.routing import Route, Router, Step
 from consumer.sidetopics import SideTopics
 from consumer.watchdog import Watchdog
+from consumer.work import Work
 
 __all__ = ["Pipeline"]
 

@@ -17,9 +17,10 @@ import structlog
 from aiokafka import TopicPartition
 
 from consumer.config import ConsumerSettings
-from consumer.engine import Engine, Work
+from consumer.engine import Engine
 from consumer.headers import due_at
 from consumer.source import Record
+from consumer.work import Work
 from tests.fakes import FakeSource, cover_event
 
 MAIN = TopicPartition("t", 0)

@@ -19,7 +19,8 @@ from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
 from consumer.config import ConsumerSettings
-from consumer.engine import Engine, Work
+from consumer.engine import Engine
+from consumer.work import Work
 from tests.fakes import FakeSource, cover_event
 
 TP0 = TopicPartition("vod-cover-events", 0)

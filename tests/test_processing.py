@@ -9,13 +9,13 @@ from aiokafka import TopicPartition
 from structlog.typing import EventDict
 
 from consumer.config import MatchSpec, RetrySettings, RouteSpec
-from consumer.engine import Work
 from consumer.events import Event
 from consumer.handlers import Clients, Context, Handler
 from consumer.offsets import PartitionOffsets
 from consumer.outcomes import DONE, DeadLettered, Done, Failed, Handover, Outcome, Retry, Skipped
 from consumer.processing import Pipeline
 from consumer.routing import Router
+from consumer.work import Work
 from tests.fakes import FakeRecord, FakeSink, cover_event, side_topics, smn, thumbnail_event
 
 TP = TopicPartition("vod-cover-events", 3)

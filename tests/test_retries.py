@@ -16,7 +16,6 @@ from structlog.typing import EventDict
 
 from consumer import retrying
 from consumer.config import MatchSpec, RetrySettings, RouteSpec, Settings, TierSpec
-from consumer.engine import Work
 from consumer.errors import TransientError
 from consumer.events import Event
 from consumer.guard import DeadLetterGuard
@@ -28,6 +27,7 @@ from consumer.processing import Pipeline
 from consumer.routing import Router
 from consumer.sidetopics import SideTopics
 from consumer.topology import Tier, Topology
+from consumer.work import Work
 from tests.fakes import FakeRecord, FakeSink, cover_event
 
 MAIN = "vod-cover-events"
