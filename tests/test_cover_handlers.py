@@ -186,7 +186,9 @@ async def test_regenerate_waits_for_a_running_task_without_starting_another(
     outcome = await vod.call(regenerate_head_frame, cover_failed("a1"), attempt=2)
 
     assert outcome == Retry("waiting for the regenerated cover", after=120.0)
-    assert vod.state.count("create_process_task") == 1
+    # A first task runs unseen (no thumbnail_info yet): asking again is refused, not run.
+    assert vod.state.count("create_process_task", "ok") == 1
+    assert vod.state.count("create_process_task", "VOD.10080") == 1
 
 
 async def test_regenerate_waits_for_a_finished_task_whose_cover_does_not_show_yet(
@@ -286,6 +288,7 @@ async def test_fallback_trims_the_snapshot_url_and_skips_blank_ones(vod: Harness
     # The simulator accepts only exact snapshot URLs: it knows the clean one as well.
     asset.snapshots["quantity"] = [Snapshot(offset=5, url=clean)]
     asset.thumbnail_status = ThumbnailStatus.THUMBNAIL_SUCCEED
+    asset.thumbnail_shown = True
 
     outcome = await vod.call(fallback_cover, cover_failed("a1"))
 

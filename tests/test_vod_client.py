@@ -142,12 +142,31 @@ async def test_process_task_takes_snapshots_and_sets_the_cover_after_a_delay(
 
     assert started.asset_id == "a1"
     assert started.thumbnail_task_id
-    assert running.thumbnail_info is not None
+    assert running.thumbnail_info is not None  # a1 has snapshots from an earlier task
     assert running.thumbnail_info.thumbnail_status == ThumbnailStatus.THUMBNAILING
     assert running.snapshots("dots") == []
     assert [snap.offset for snap in done.snapshots("dots")] == [3, 7]
     assert done.cover_urls == [state.cover_url("a1")]
     assert state.assets["a1"].cover_source == done.snapshots("dots")[1].url
+
+
+async def test_a_first_task_runs_unseen_until_it_succeeds(
+    client: VodClient, state: SimState
+) -> None:
+    state.add_asset("a2")
+    state.task_delay = 0.3
+    request = ProcessTaskRequest(
+        asset_id="a2", thumbnail=ThumbnailParams(type="dots", dots=[3], cover_position=1)
+    )
+
+    await client.create_process_task(request)
+    running = await client.show_asset_detail("a2")
+    await state.settle()
+    done = await client.show_asset_detail("a2")
+
+    assert running.thumbnail_info is None  # VOD_API.md: absent until a task has succeeded
+    assert done.thumbnail_info is not None
+    assert done.thumbnail_info.thumbnail_status == ThumbnailStatus.THUMBNAIL_SUCCEED
 
 
 async def test_a_second_task_while_one_runs_is_retry_later(

@@ -70,6 +70,9 @@ class SimAsset:
     title: str = ""
     duration: int = 60
     running_task: str | None = None
+    #: VOD shows ``thumbnail_info`` only once a snapshot task has succeeded on the asset
+    #: (VOD_API.md); from then on it shows the status of the latest task, running or not.
+    thumbnail_shown: bool = False
 
     def snapshot_urls(self) -> set[str]:
         return {snap.url for snaps in self.snapshots.values() for snap in snaps}
@@ -85,8 +88,8 @@ class SimAsset:
                 "meta_data": {"duration": self.duration, "width": 1280, "height": 720},
                 "cover_info_array": covers,
             }
-        # Shown once any snapshot task started, so a running one can be observed.
-        if (not categories or "thumbnail_info" in categories) and self.thumbnail_status:
+        shown = self.thumbnail_shown and self.thumbnail_status
+        if shown and (not categories or "thumbnail_info" in categories):
             detail["thumbnail_info"] = {
                 **{k: [s.model_dump() for s in self.snapshots.get(k, [])] for k in _KINDS},
                 "exec_desc": "",
@@ -161,12 +164,14 @@ class SimState:
         duration: int = 60,
     ) -> SimAsset:
         """An asset with ``sample`` snapshots at the given seconds. Its thumbnail status
-        defaults to succeeded with snapshots, else to none (no thumbnail_info shown)."""
+        defaults to succeeded with snapshots, else to none (no thumbnail_info shown); a
+        status given here is shown, as on an asset whose earlier task succeeded."""
         samples = [
             Snapshot(offset=s, url=self.snapshot_url(asset_id, "sample", s)) for s in snapshots
         ]
         status = thumbnail_status or (ThumbnailStatus.THUMBNAIL_SUCCEED if snapshots else None)
         asset = SimAsset(asset_id, cover, None, {"sample": samples}, status, title, duration)
+        asset.thumbnail_shown = status is not None
         self.assets[asset_id] = asset
         return asset
 
@@ -256,6 +261,7 @@ class SimState:
             ]
             asset.snapshots[kind] = snaps
             asset.thumbnail_status = ThumbnailStatus.THUMBNAIL_SUCCEED
+            asset.thumbnail_shown = True
             position = params.cover_position or 1  # VOD's documented default
             if position <= len(snaps):
                 asset.cover_url = self.cover_url(asset.asset_id)
