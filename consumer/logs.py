@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any, TextIO
@@ -160,36 +161,39 @@ class _Sink:
     def __init__(self) -> None:
         self.stream: TextIO = sys.stdout
         self._buffer = bytearray()
-        self._scheduled = False
+        self._lock = threading.Lock()  # a handler's thread may log too
+        self._flush_on: asyncio.AbstractEventLoop | None = None
 
     def msg(self, line: bytes) -> None:
-        self._buffer += line
-        self._buffer += b"\n"
-        if self._scheduled:
-            return
+        with self._lock:
+            self._buffer += line
+            self._buffer += b"\n"
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (start-up, a thread): nothing will flush later
+        except RuntimeError:  # no loop here (start-up, a thread): nothing would flush later
             self.flush()
             return
-        loop.call_soon(self.flush)
-        self._scheduled = True
+        # Per loop: a flush scheduled on a loop that closed before running it must not
+        # keep the next loop's lines waiting.
+        if self._flush_on is not loop:
+            self._flush_on = loop
+            loop.call_soon(self.flush)
 
     debug = info = warning = error = critical = exception = msg
 
     def flush(self) -> None:
-        self._scheduled = False
-        if not self._buffer:
-            return
-        # Swapped, not cleared: a line added meanwhile (another thread) is kept.
-        data, self._buffer = self._buffer, bytearray()
-        binary = getattr(self.stream, "buffer", None)
-        if binary is None:
-            self.stream.write(data.decode())
-        else:
-            self.stream.flush()  # text written around us (print) stays in order
-            binary.write(data)
-            binary.flush()
+        with self._lock:
+            self._flush_on = None
+            if not self._buffer:
+                return
+            data, self._buffer = self._buffer, bytearray()
+            binary = getattr(self.stream, "buffer", None)
+            if binary is None:
+                self.stream.write(data.decode())
+            else:
+                self.stream.flush()  # text written around us (print) stays in order
+                binary.write(data)
+                binary.flush()
 
 
 class _SinkHandler(logging.Handler):

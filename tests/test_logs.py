@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -365,3 +366,37 @@ async def test_flush_writes_pending_lines_at_once(out: Output) -> None:
 def test_without_a_running_loop_each_line_is_written_at_once(out: Output) -> None:
     setup(out).info("now")
     assert [r["event"] for r in out.records()] == ["now"]
+
+
+def test_a_flush_left_scheduled_on_a_closed_loop_does_not_hold_back_the_next(
+    out: Output,
+) -> None:
+    log = setup(out)
+    loop = asyncio.new_event_loop()
+    loop.call_soon(log.info, "first")  # schedules a flush for the next turn...
+    loop.call_soon(loop.stop)  # ...which never comes
+    loop.run_forever()
+    loop.close()
+
+    async def second() -> None:
+        log.info("second")
+
+    asyncio.run(second())
+
+    assert [r["event"] for r in out.records()] == ["first", "second"]
+
+
+def test_lines_from_threads_stay_whole(out: Output) -> None:
+    log = setup(out)
+
+    def write() -> None:
+        for i in range(200):
+            log.info("threaded", i=i)
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(out.records()) == 800  # each line parses: none split or interleaved
