@@ -50,6 +50,9 @@ def routes_for(settings: Settings) -> Router:
 
 
 _Signature = tuple[str, str | None, str | None]
+# Known shapes number a handful; a flood of made-up event types must not grow the cache
+# for ever, so past this size it starts again.
+_CACHE_LIMIT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +107,17 @@ class Router:
         )
 
     def route(self, event: Event) -> Route | None:
-        signature = (event.event_type.lower(), _folded(event.status), _folded(event.cover_type))
+        shape = (event.event_type, event.status, event.cover_type)
         try:
-            return self._cache[signature]
+            return self._cache[shape]
         except KeyError:
-            found = next((r for r in self.routes if r.matches(signature)), None)
-            self._cache[signature] = found
-            return found
+            pass
+        signature = (shape[0].lower(), _folded(shape[1]), _folded(shape[2]))
+        found = next((r for r in self.routes if r.matches(signature)), None)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[shape] = found
+        return found
 
 
 def _folded(value: str | None) -> str | None:

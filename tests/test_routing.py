@@ -102,6 +102,17 @@ def test_the_same_event_shape_routes_the_same_way_again() -> None:
     assert handler_names(routes, cover_event("c", status="SUCCEED")) == ["second"]
 
 
+def test_a_flood_of_made_up_event_types_keeps_the_route_cache_bounded() -> None:
+    routes = router(route(event_type="coverComplete"), CATCH_ALL)
+
+    for n in range(5000):
+        body = {"event_type": f"madeUp{n}", "made_up_info": {"asset_id": "a"}}
+        assert handler_names(routes, json.dumps(body).encode()) == ["second"]
+
+    assert len(routes._cache) <= 1024
+    assert handler_names(routes, cover_event("a")) == ["first"]
+
+
 # -- default routes ----------------------------------------------------------------------
 
 
