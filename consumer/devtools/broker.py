@@ -8,6 +8,7 @@ storage is in memory, so every start is a clean cluster. When
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import time
@@ -17,11 +18,38 @@ from types import TracebackType
 __all__ = ["EmbeddedBroker", "create_topic", "free_port", "wait_for_port"]
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A port nothing listens on, for a listener started a little later.
+
+    Taken below the kernel's ephemeral range: a port the kernel picked (``bind(0)``) may be
+    given to an outgoing connection before our listener binds it, which failed a test once.
+    """
+    first_ephemeral = _first_ephemeral_port()
+    candidates = range(max(1024, first_ephemeral - 12_000), first_ephemeral)
+    for _ in range(200):
+        # Random, so processes picking side by side (tests, demo, bench) rarely collide.
+        port = random.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1}")
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; elsewhere (macOS: 49152) it is lower still
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
