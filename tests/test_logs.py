@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import logging
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -390,13 +391,19 @@ def test_lines_from_threads_stay_whole(out: Output) -> None:
     log = setup(out)
 
     def write() -> None:
-        for i in range(200):
+        for i in range(1000):
             log.info("threaded", i=i)
 
-    threads = [threading.Thread(target=write) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # Switch threads as often as possible, so an unguarded buffer would split lines.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=write) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
 
-    assert len(out.records()) == 800  # each line parses: none split or interleaved
+    assert len(out.records()) == 8000  # each line parses: none split or interleaved
