@@ -33,17 +33,15 @@ __all__ = ["MASK", "add_secret", "configure", "flush", "get_logger"]
 MASK = "**********"
 # Each secret as it may appear in a rendered line: raw, JSON-escaped, repr-escaped.
 # Longest first, so a secret that contains another is masked whole.
-_secrets: list[str] = []
-_secret_bytes: list[bytes] = []
+_secrets: list[bytes] = []
 
 
 def add_secret(value: str) -> None:
     """Scrub this value from every line from now on (e.g. a token obtained at run time)."""
     if len(value) < 4:  # shorter values would mask ordinary words
         return
-    forms = {value, orjson.dumps(value).decode()[1:-1], repr(value)[1:-1]}
+    forms = {value.encode(), orjson.dumps(value)[1:-1], repr(value)[1:-1].encode()}
     _secrets[:] = sorted(set(_secrets) | forms, key=len, reverse=True)
-    _secret_bytes[:] = [secret.encode() for secret in _secrets]
 
 
 def get_logger(**context: Any) -> FilteringBoundLogger:
@@ -141,7 +139,7 @@ class _Scrubbed:
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str | bytes:
         rendered: str | bytes = self._renderer(logger, name, event_dict)
         line = rendered.encode() if isinstance(rendered, str) else rendered
-        for secret in _secret_bytes:
+        for secret in _secrets:
             if secret in line:
                 line = line.replace(secret, _MASK_BYTES)
         return line.decode() if self._text else line
