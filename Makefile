@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check consumer tests
 	$(BIN)/ruff format --check consumer tests
 	$(BIN)/mypy consumer tests
+	$(BIN)/lint-imports
 	$(BIN)/hadolint deploy/Dockerfile
 
 test: lint

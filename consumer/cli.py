@@ -1,55 +1,80 @@
-"""``cover-consumer``: run the daemon, check a config, or run the demo."""
+"""``cover-consumer``: run the daemon, check a config, operate the topics; dev commands.
+
+The dev commands (``demo``, ``simulate-vod``) live in ``consumer.devtools`` and need the
+dev extra; they are found by import path when asked for, so the production commands
+never load them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from consumer import daemon
 from consumer.config import Settings, load_settings, render_masked, secret_values
-from consumer.errors import ConfigError
+from consumer.errors import ConfigError, ExitCode
 from consumer.logs import configure, flush, get_logger
-from consumer.vod.serve import add_arguments
 
 __all__ = ["main"]
 
+# name -> (the command's ``main(argv) -> int``, help)
+_DEV_COMMANDS = {
+    "demo": (
+        "consumer.devtools.demo:main",
+        "run the demo on an embedded broker (needs the dev extra)",
+    ),
+    "simulate-vod": (
+        "consumer.devtools.simulator.command:main",
+        "serve the VOD simulator (needs the dev extra)",
+    ),
+}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in _DEV_COMMANDS:
+        return _dev_command(args_list[0], args_list[1:])
+    args = _parser().parse_args(args_list)
     try:
-        if args.command == "simulate-vod":
-            from consumer.vod.serve import simulate
-
-            code: int = asyncio.run(simulate(args))
-            return code
-        if args.command == "demo":
-            from consumer.devtools.demo import main as demo  # dev extra only
-
-            demo_code: int = demo()
-            return demo_code
         settings = load_settings(args.config)
         if args.command == "check-config":
-            from consumer.routing import routes_for
+            from consumer.dispatch.routing import routes_for
 
             routes_for(settings)  # handler names resolve, or it is not valid
             sys.stdout.write(render_masked(settings))
-            return daemon.EXIT_OK
+            return ExitCode.OK
         configure(settings.log, secret_values(settings))
         if args.command == "run":
             return _run_daemon(settings)
         return asyncio.run(_operate(args, settings))
     except ConfigError as exc:
         print(f"cover-consumer: {exc}", file=sys.stderr)
-        return daemon.EXIT_CONFIG
+        return ExitCode.CONFIG
     finally:
         flush()  # lines of the loop's last turn
 
 
+def _dev_command(name: str, argv: list[str]) -> int:
+    path, _ = _DEV_COMMANDS[name]
+    module_name, _, attr = path.partition(":")
+    try:
+        command: Callable[[list[str]], int] = getattr(importlib.import_module(module_name), attr)
+    except ModuleNotFoundError as exc:
+        print(
+            f"cover-consumer {name}: needs the dev extra ({exc.name} is missing); "
+            "install it with: pip install 'cover-consumer[dev]'",
+            file=sys.stderr,
+        )
+        return ExitCode.CONFIG
+    return command(argv)
+
+
 def _run_daemon(settings: Settings) -> int:
+    from consumer.service import daemon
+
     try:
         return asyncio.run(daemon.run(settings))
     except ConfigError:
@@ -57,11 +82,11 @@ def _run_daemon(settings: Settings) -> int:
     except Exception:
         # Through the log pipeline, so even a crash is one scrubbed JSON line.
         get_logger().exception("fatal_error")
-        return daemon.EXIT_FATAL
+        return ExitCode.FATAL
 
 
 async def _operate(args: argparse.Namespace, settings: Settings) -> int:
-    from consumer import ops
+    from consumer.redelivery import ops
 
     if args.command == "topics":
         await ops.ensure_topics(settings, sys.stdout)
@@ -71,7 +96,7 @@ async def _operate(args: argparse.Namespace, settings: Settings) -> int:
         await ops.dlq_replay(
             settings, sys.stdout, args.reason, args.since, args.limit, args.dry_run
         )
-    return daemon.EXIT_OK
+    return ExitCode.OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,8 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--limit", type=int, help="at most this many")
     replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
-    commands.add_parser("demo", help="run the demo on an embedded broker (needs the dev extra)")
-    add_arguments(commands.add_parser("simulate-vod", help="serve the VOD simulator"))
+    for name, (_, text) in _DEV_COMMANDS.items():
+        commands.add_parser(name, help=text, add_help=False)  # its own parser answers --help
     return parser
 
 

@@ -11,6 +11,17 @@ ConsumerError
 
 from __future__ import annotations
 
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """How ``cover-consumer`` ends (also in the README)."""
+
+    OK = 0  # clean shutdown
+    FATAL = 1  # fatal error at run time (logged as ``fatal_error``)
+    CONFIG = 2  # invalid configuration or usage
+    FORCED = 130  # a second SIGTERM/SIGINT forced an immediate exit
+
 
 class ConsumerError(Exception):
     """Base of every error the daemon raises on purpose."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -11,8 +12,8 @@ from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
 from consumer.devtools.broker import EmbeddedBroker
+from consumer.devtools.harness import DaemonProcess, clean_env
 from consumer.handlers import Clients
-from tests.support import Daemon
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +32,7 @@ def name() -> str:
 @pytest.fixture(autouse=True)
 def _no_daemon_left_behind() -> Iterator[None]:
     yield
-    while Daemon.started:
-        daemon = Daemon.started.pop()
-        if daemon.process.poll() is None:
-            daemon.kill()
+    DaemonProcess.kill_all()
 
 
 @pytest.fixture
@@ -49,3 +47,15 @@ def logs() -> Iterator[list[EventDict]]:
     """Every structlog entry logged during the test."""
     with capture_logs() as entries:
         yield entries
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A child process's environment: this one without COVER_CONSUMER* variables, and never
+    a real /etc/cover-consumer/secrets of the test host."""
+    return clean_env(tmp_path / "no-secrets")
+
+
+@pytest.fixture
+def secret() -> str:
+    return f"S3cr3t-{uuid.uuid4().hex}"

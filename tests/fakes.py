@@ -11,18 +11,22 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
 from consumer.config import Settings
+from consumer.dispatch.intake import prepare
+from consumer.engine.offsets import PartitionOffsets
+from consumer.engine.work import Work
 from consumer.events import Event
-from consumer.guard import DeadLetterGuard
 from consumer.handlers import Context
+from consumer.kafka.source import Record
 from consumer.outcomes import DONE, Outcome
-from consumer.sidetopics import SideTopics
-from consumer.source import Record
-from consumer.topology import Topology
+from consumer.redelivery.guard import DeadLetterGuard
+from consumer.redelivery.sidetopics import SideTopics
+from consumer.redelivery.topology import Topology
 
 __all__ = [
     "FakeRecord",
     "FakeSource",
     "cover_event",
+    "make_work",
     "smn",
     "some_handler",
     "thumbnail_event",
@@ -146,12 +150,15 @@ class FakeSource:
     def _take(
         self, partitions: Collection[TopicPartition], max_records: int
     ) -> dict[TopicPartition, Sequence[Record]]:
+        # A share of max_records each, as KafkaSource takes them (the Source contract).
+        readable = sorted((self.assigned & set(partitions)) - self.paused)
+        share, left = max(1, max_records // max(len(readable), 1)), max_records
         batch: dict[TopicPartition, Sequence[Record]] = {}
-        left = max_records
-        for tp in sorted((self.assigned & set(partitions)) - self.paused):
+        for tp in readable:
             if left <= 0:
                 break
-            records = [r for r in self.logs[tp] if r.offset >= self.positions[tp]][:left]
+            records = [r for r in self.logs[tp] if r.offset >= self.positions[tp]]
+            records = records[: min(share, left)]
             if records:
                 batch[tp] = records
                 self.positions[tp] = records[-1].offset + 1
@@ -222,6 +229,12 @@ class FakeSink:
         headers: Sequence[tuple[str, bytes]],
     ) -> None:
         self.sent.append((topic, key, value, {k: v.decode() for k, v in headers}))
+
+
+def make_work(record: FakeRecord) -> Work:
+    """``record`` as the engine admits it: prepared by the dispatch layer's ``prepare``."""
+    tp = TopicPartition(record.topic, record.partition)
+    return Work(record, tp, PartitionOffsets(), *prepare(record))
 
 
 def side_topics(

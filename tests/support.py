@@ -1,11 +1,9 @@
-"""Test support for the real broker: topics, producing, daemon processes, committed offsets."""
+"""Test support: topics, producing, daemon processes, committed offsets, the CLI."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -13,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
 import structlog
@@ -21,15 +19,13 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from consumer.config import Settings
+from consumer.devtools.harness import FAST_GROUP, DaemonProcess, clean_env
+from consumer.dispatch.routing import Router
 from consumer.handlers import Handler
-from consumer.kafka import read_topic as kafka_read_topic
-from consumer.routing import Router
-from consumer.wiring import Parts, build
+from consumer.kafka.reading import read_topic as kafka_read_topic
+from consumer.service.wiring import Parts, build
 
 REPO = Path(__file__).resolve().parent.parent
-
-# Tansu delays a group's first join by half the session timeout: keep it at Kafka's minimum.
-FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 
 
 def cover_event(asset_id: str, status: str = "FAILED", seq: int = 0) -> bytes:
@@ -101,62 +97,10 @@ def daemon_config(
     return path
 
 
-class Daemon:
-    """A ``cover-consumer run`` process whose JSON log lines are read back from a file."""
-
-    #: Every daemon started, so a test that fails half-way cannot leave one running.
-    started: ClassVar[list[Daemon]] = []
-
-    def __init__(self, config: Path, out: Path, env: dict[str, str] | None = None) -> None:
-        self.out = out
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "consumer", "run", "--config", str(config)],
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-            stdout=out.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        Daemon.started.append(self)
-
-    def lines(self) -> list[dict[str, Any]]:
-        parsed = []
-        for raw in self.out.read_bytes().splitlines():
-            try:
-                parsed.append(json.loads(raw))
-            except ValueError:
-                continue  # a line cut by SIGKILL
-        return parsed
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [line for line in self.lines() if line.get("event") == name]
-
-    def outcomes(self) -> list[dict[str, Any]]:
-        return self.events("record_processed")
-
-    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"daemon exited ({self.process.returncode}) waiting for {what}"
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(0.05)
-
-    def joined(self) -> bool:
-        return bool(self.events("consumer_started"))
-
-    def terminate(self, timeout: float = 30) -> tuple[int, float]:
-        """SIGTERM; return (exit code, seconds until exit)."""
-        began = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=timeout)
-        return code, time.monotonic() - began
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait()
+def start_daemon(config: Path, out: Path, env: dict[str, str] | None = None) -> DaemonProcess:
+    """``cover-consumer run --config config`` with its lines in ``out``; the environment is
+    this one without COVER_CONSUMER* variables, plus ``env``."""
+    return DaemonProcess(out, clean_env(out.parent / "no-secrets", env), config)
 
 
 def coordinates(lines: Iterable[dict[str, Any]]) -> list[tuple[int, int]]:
@@ -257,3 +201,31 @@ async def until(condition: Callable[[], bool], timeout: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``cover-consumer *args`` as a child process, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "consumer", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write_yaml(path: Path, data: Any) -> Path:
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line, parsed; fails on the first line that is not a JSON object."""
+    parsed = []
+    for line in text.splitlines():
+        value = json.loads(line)
+        assert isinstance(value, dict), line
+        parsed.append(value)
+    return parsed

@@ -1,1 +1,8 @@
-"""Development tools: the embedded broker, the demo and the benchmark (need the ``dev`` extra)."""
+"""Dev machinery, never imported by the daemon: needs the ``dev`` extra.
+
+broker.py     an embedded Kafka-protocol broker (Tansu) for tests, demo and bench
+harness.py    ``cover-consumer run`` as a child process, its JSON lines read back
+simulator/    the VOD simulator over HTTP (``simulate-vod``)
+demo/         ``make demo``
+bench/        ``make bench``
+"""

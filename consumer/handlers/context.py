@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import aiohttp
 from structlog.typing import FilteringBoundLogger
 
-from consumer.handlers.settings import CoverSettings
-from consumer.vod.api import VodApi
+from consumer.config.vod import CoverSettings
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from consumer.vod.api import VodApi
+
+__all__ = ["Clients", "Context", "RecordMeta"]
 
 
 class RecordMeta(NamedTuple):

@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from consumer.config.vod import CoverSettings
 from consumer.events import Event, ThumbnailComplete
 from consumer.handlers.context import Context
-from consumer.handlers.settings import CoverSettings
 from consumer.outcomes import DONE, Failed, Handover, Outcome, Retry, Skipped
 from consumer.vod.api import VodApi
 from consumer.vod.client import VodCall

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 
 from structlog.typing import FilteringBoundLogger
 
+from consumer.clock import SYSTEM_CLOCK, Clock
+from consumer.hold import Hold, Reason
 from consumer.vod.errors import VodError, VodSystemicError
 
 __all__ = ["Circuit", "CircuitOpen"]
@@ -24,34 +26,36 @@ class CircuitOpen(VodError):
 
 
 class Circuit:
+    """Open while the daemon's ``hold`` holds for ``Reason.CIRCUIT``: the hold is the state,
+    so flow control, readiness and the records waiting on it all see the same thing."""
+
     def __init__(
         self,
         probe: Callable[[], Awaitable[object]],
         interval: float,
         log: FilteringBoundLogger,
-        on_change: Callable[[], None] = lambda: None,
+        hold: Hold | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._probe = probe
         self._interval = interval
         self._log = log
-        self._on_change = on_change
-        self._closed = asyncio.Event()
-        self._closed.set()
+        self.hold = hold if hold is not None else Hold()
+        self._clock = clock
         self._prober: asyncio.Task[None] | None = None
         self.reason: str | None = None
 
     @property
     def is_open(self) -> bool:
-        return not self._closed.is_set()
+        return Reason.CIRCUIT in self.hold
 
     async def wait_closed(self) -> None:
-        await self._closed.wait()
+        await self.hold.until_clear(Reason.CIRCUIT)
 
     def open(self, error: VodSystemicError) -> None:
         if self.is_open:
             return
         self.reason = str(error)
-        self._closed.clear()
         self._log.critical(
             "vod_circuit_open",
             error_code=error.error_code,
@@ -59,7 +63,7 @@ class Circuit:
             action="VOD calls and consumption paused; check the VOD keys, account and clock",
         )
         self._prober = asyncio.create_task(self._probe_until_closed())
-        self._on_change()
+        self.hold.set(Reason.CIRCUIT, self.reason)
 
     def stop(self) -> None:
         """At shutdown: no more probes."""
@@ -68,7 +72,7 @@ class Circuit:
 
     async def _probe_until_closed(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            await self._clock.sleep(self._interval)
             try:
                 await self._probe()
             except VodSystemicError as exc:
@@ -77,7 +81,6 @@ class Circuit:
             except Exception as exc:  # any other answer means VOD accepted the call itself
                 self._log.info("vod_circuit_probe_passed", error=type(exc).__name__)
             self.reason = None
-            self._closed.set()
             self._log.warning("vod_circuit_closed", action="resuming")
-            self._on_change()
+            self.hold.clear(Reason.CIRCUIT)
             return

@@ -10,11 +10,10 @@ ends, so network jitter cannot push two replicas' calls into one VOD window.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+
+from consumer.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["QuotaWindow"]
 
@@ -25,8 +24,7 @@ class QuotaWindow:
     def __init__(
         self,
         per_minute: int,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         window: float = WINDOW,
     ) -> None:
         self.per_minute = per_minute  # calls per window; VOD's window is a minute
@@ -35,7 +33,6 @@ class QuotaWindow:
         # the two counts apart.
         self.window = window * 1.05 + 0.1
         self._clock = clock
-        self._sleep = sleep
         self._calls: deque[float] = deque()
         self._share = 0.0
         self._pending: tuple[float, float] | None = None  # (share, effective from)
@@ -44,7 +41,7 @@ class QuotaWindow:
     @property
     def limit(self) -> int:
         """Calls allowed in the current sliding minute."""
-        if self._pending is not None and self._clock() >= self._pending[1]:
+        if self._pending is not None and self._clock.monotonic() >= self._pending[1]:
             self._share, self._pending = self._pending[0], None
         return math.floor(self.per_minute * self._share)
 
@@ -52,27 +49,27 @@ class QuotaWindow:
         if share <= self._share:
             self._share, self._pending = share, None
         else:
-            self._pending = (share, self._clock() + self.window)
+            self._pending = (share, self._clock.monotonic() + self.window)
             if self._share == 0 and not self._calls:
                 self._share, self._pending = share, None  # nothing spent yet: nothing to overlap
 
     def quiet(self, seconds: float) -> None:
         """No calls for ``seconds``: VOD answered that the tenant is over its quota."""
-        self._quiet_until = max(self._quiet_until, self._clock() + seconds)
+        self._quiet_until = max(self._quiet_until, self._clock.monotonic() + seconds)
 
     async def acquire(self) -> None:
         """Wait until one more call fits in the sliding minute, then count it."""
         while True:
-            now = self._clock()
+            now = self._clock.monotonic()
             while self._calls and self._calls[0] + self.window <= now:
                 self._calls.popleft()
             if now < self._quiet_until:
-                await self._sleep(self._quiet_until - now)
+                await self._clock.sleep(self._quiet_until - now)
             elif len(self._calls) < self.limit:
                 self._calls.append(now)
                 return
             elif self._calls:
                 # A hair past the expiry: float time must not leave the call counted.
-                await self._sleep(self._calls[0] + self.window - now + 1e-3)
+                await self._clock.sleep(self._calls[0] + self.window - now + 1e-3)
             else:
-                await self._sleep(1.0)  # no share at all (no partitions yet): look again
+                await self._clock.sleep(1.0)  # no share at all (no partitions yet): look again

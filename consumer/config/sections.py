@@ -1,0 +1,195 @@
+"""The sections of the configuration file, one model each (``vod`` and ``covers`` in
+``vod.py``). Defaults here are the documented defaults of ``config/consumer.yaml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "REQUIRED_WITH",
+    "ConsumerSettings",
+    "DeadLetterSettings",
+    "HttpSettings",
+    "KafkaSettings",
+    "LogSettings",
+    "MatchSpec",
+    "RetrySettings",
+    "RouteSpec",
+    "TierSpec",
+    "TopicsSettings",
+]
+
+# A custom error type lets the formatter point at the missing key itself rather
+# than at the section whose validator noticed it.
+REQUIRED_WITH = "required_with"
+
+_Millis = Annotated[int, Field(gt=0)]
+_Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+_Count = Annotated[int, Field(ge=1)]
+_NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class KafkaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bootstrap_servers: _NonEmpty = "127.0.0.1:9092"
+    group_id: _NonEmpty = "cover-consumer"
+    topic: _NonEmpty = "vod-cover-events"
+    client_id: _NonEmpty = "cover-consumer"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    session_timeout_ms: _Millis = 45_000
+    heartbeat_interval_ms: _Millis = 3_000
+    max_poll_interval_ms: _Millis = 300_000
+    request_timeout_ms: _Millis = 30_000
+    # Bytes one fetch may bring (all partitions / one partition): the read-ahead buffer.
+    fetch_max_bytes: _Count = 16 * 2**20
+    max_partition_fetch_bytes: _Count = 2**20
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSettings:
+        if not self.security_protocol.startswith("SASL_"):
+            return self
+        # An empty string is as useless to the broker as a missing value.
+        missing = [
+            name
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+            if not _plain(getattr(self, name))
+        ]
+        if missing:
+            raise PydanticCustomError(
+                REQUIRED_WITH,
+                "required when kafka.security_protocol is {protocol}",
+                {"protocol": self.security_protocol, "missing": missing},
+            )
+        return self
+
+
+class ConsumerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Records fetched and not yet finished, across all partitions.
+    max_in_flight: _Count = 256
+    # Fetched but not yet committable in one partition: bounds the uncommitted
+    # window, and with it the duplicates replayed after a crash.
+    max_pending_per_partition: _Count = 1000
+    commit_interval: _Seconds = 1.0
+    shutdown_timeout: _Seconds = 25.0
+    revoke_timeout: _Seconds = 10.0
+    poll_timeout: _Seconds = 0.5
+    fetch_max_records: _Count = 500
+    # A handler call running longer is cancelled and counts as a transient failure.
+    handler_timeout: _Seconds = 120.0
+
+
+class TierSpec(BaseModel):
+    """A delayed-retry tier: a topic whose records are due a fixed delay after they were written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delay: _Seconds
+    # Default: <kafka.topic>.retry.<delay>, e.g. vod-cover-events.retry.10m
+    topic: _NonEmpty | None = None
+
+
+class RetrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # In-process attempts of one handler (the first call included), with exponential
+    # backoff and full jitter, holding only that asset's queue.
+    quick_attempts: _Count = 3
+    quick_base_delay: _Seconds = 0.2
+    quick_max_delay: _Seconds = 5.0
+    # Total time one handler may spend in quick retries before going to a tier.
+    quick_budget: _Seconds = 15.0
+    # Calls of a handler raising unexpected exceptions before the event is dead-lettered.
+    unexpected_attempts: _Count = 3
+    # Each delayed retry goes to a later tier; after the last, the next handler or the DLQ.
+    tiers: list[TierSpec] = Field(
+        default_factory=lambda: [TierSpec(delay=60), TierSpec(delay=600), TierSpec(delay=3600)]
+    )
+
+
+class DeadLetterSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Default: <kafka.topic>.dlq
+    topic: _NonEmpty | None = None
+    # Stop consuming when more than `guard_threshold` of the last `guard_window` final
+    # outcomes were dead letters (once at least `guard_min_records` were seen).
+    guard_window: _Count = 200
+    guard_threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
+    guard_min_records: _Count = 50
+
+
+class TopicsSettings(BaseModel):
+    """What `cover-consumer topics ensure` creates when a topic is missing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partitions: _Count = 6
+    replication_factor: _Count = 3
+
+
+class HttpSettings(BaseModel):
+    """The side server: /livez, /readyz, /metrics."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # All interfaces: probes and scrapes come from outside the pod.
+    host: _NonEmpty = "0.0.0.0"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    # /livez fails when the consume loop made no progress for this long.
+    liveness_timeout: _Seconds = 60.0
+
+
+class LogSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["json", "console"] = "json"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class MatchSpec(BaseModel):
+    """Which events a route takes; a field left ``None`` matches anything."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type: str | None = None
+    status: str | None = None
+    cover_type: str | None = None
+
+
+class RouteSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    match: MatchSpec = Field(default_factory=MatchSpec)
+    handlers: list[_NonEmpty] = Field(min_length=1)
+
+
+def _plain(value: object) -> object:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value

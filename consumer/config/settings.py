@@ -1,0 +1,198 @@
+"""The configuration: one YAML file, overridden by secret files, then environment, then kwargs.
+
+Every error leaves as :class:`ConfigError` naming dotted keys only, never values,
+so it is safe to print even when the offending key holds a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from consumer.config.sections import (
+    REQUIRED_WITH,
+    ConsumerSettings,
+    DeadLetterSettings,
+    HttpSettings,
+    KafkaSettings,
+    LogSettings,
+    RetrySettings,
+    RouteSpec,
+    TopicsSettings,
+)
+from consumer.config.vod import CoverSettings, VodSettings
+from consumer.errors import ConfigError
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_SECRETS_DIR",
+    "SECRETS_DIR_ENV",
+    "Settings",
+    "load_settings",
+    "render_masked",
+    "secret_values",
+]
+
+CONFIG_ENV = "COVER_CONSUMER_CONFIG"
+SECRETS_DIR_ENV = "COVER_CONSUMER_SECRETS_DIR"
+DEFAULT_SECRETS_DIR = "/etc/cover-consumer/secrets"
+
+
+# The YAML has to reach ``settings_customise_sources``, a classmethod called from
+# inside ``Settings.__init__``; a ContextVar keeps concurrent loads apart.
+_file_data: ContextVar[Mapping[str, Any] | None] = ContextVar("_file_data", default=None)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix="COVER_CONSUMER__",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
+    topics: TopicsSettings = Field(default_factory=TopicsSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    vod: VodSettings = Field(default_factory=VodSettings)
+    covers: CoverSettings = Field(default_factory=CoverSettings)
+    # None means the built-in default routes, which live with the router.
+    routes: list[RouteSpec] | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        secrets = NestedSecretsSettingsSource(
+            file_secret_settings,
+            secrets_dir=os.environ.get(SECRETS_DIR_ENV) or DEFAULT_SECRETS_DIR,
+            secrets_dir_missing="ok",
+            # File names are ``kafka__sasl_password``, not prefixed like env vars.
+            secrets_prefix="",
+            secrets_nested_delimiter="__",
+        )
+        file = InitSettingsSource(settings_cls, init_kwargs=dict(_file_data.get() or {}))
+        return init_settings, env_settings, secrets, file
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Build the settings from ``path`` (or ``$COVER_CONSUMER_CONFIG``, or no file)."""
+    if path is None:
+        path = os.environ.get(CONFIG_ENV) or None
+    data = _read_yaml(Path(path)) if path is not None else {}
+    token = _file_data.set(data)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        where = f"file: {path}" if path is not None else "no config file"
+        lines = "\n".join(_format_errors(exc))
+        raise ConfigError(f"invalid configuration ({where}):\n{lines}") from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    finally:
+        _file_data.reset(token)
+
+
+def render_masked(settings: Settings) -> str:
+    """The effective settings as YAML, shaped like the file, secrets masked."""
+    # JSON mode renders SecretStr as "**********" and Path as str.
+    data = settings.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def secret_values(settings: BaseModel) -> list[str]:
+    """Every non-empty secret anywhere in ``settings``, longest first.
+
+    Longest first, so a scrubber replacing in order never leaves a secret's tail behind.
+    """
+    found = {value for value in _walk_secrets(settings) if value}
+    return sorted(found, key=lambda v: (-len(v), v))
+
+
+def _walk_secrets(value: object) -> Iterator[str]:
+    if isinstance(value, SecretStr):
+        yield value.get_secret_value()
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _walk_secrets(getattr(value, name))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _walk_secrets(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _walk_secrets(item)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file is not UTF-8: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML in {path}: {_describe_yaml_error(exc)}") from None
+    if data is None:  # an empty file means "all defaults"
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, not {type(data).__name__}")
+    return data
+
+
+def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+    # Parser attributes, not str(exc): that quotes the source line, maybe a secret.
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return "malformed YAML"
+    # PyYAML quotes the offending token in ``problem`` (an alias, a tag): blank it out.
+    text = re.sub(r"'[^']*'", "'...'", exc.problem or "malformed YAML")
+    if exc.problem_mark is not None:
+        mark = exc.problem_mark
+        text = f"line {mark.line + 1}, column {mark.column + 1}: {text}"
+    if exc.context and exc.context_mark is not None:
+        text += f" ({exc.context}, from line {exc.context_mark.line + 1})"
+    return text
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    # include_input=False: pydantic's own rendering echoes the offending value.
+    lines: list[str] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{loc}: unknown key")
+        elif err["type"] == REQUIRED_WITH:
+            prefix = f"{loc}." if loc else ""
+            lines.extend(f"{prefix}{name}: {err['msg']}" for name in err["ctx"]["missing"])
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{loc}: {msg}" if loc else msg)
+    return lines

@@ -1,0 +1,64 @@
+"""The VOD sections: ``vod`` (where VOD is, how to authenticate, how hard to push it) and
+``covers`` (options of the built-in cover handlers)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+__all__ = ["CoverSettings", "SnapshotKind", "VodSettings"]
+
+SnapshotKind = Literal["sample", "dots", "quantity"]
+
+
+class VodSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # e.g. https://vod.cn-north-4.myhuaweicloud.com; None: no VOD handlers can run.
+    endpoint: str | None = None
+    project_id: str | None = None
+    # AK/SK signing, or an IAM token instead of the key pair.
+    access_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    auth_token: SecretStr | None = None
+    # Seconds per request.
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+    # Calls in flight at once. Under 5 on purpose: VOD locks a key after 5 failed
+    # signatures in a row, and the circuit opens on the first one.
+    max_concurrent_calls: Annotated[int, Field(ge=1, le=4)] = 4
+    # Per-tenant quotas, calls per minute, shared by all replicas in proportion to the
+    # partitions each owns.
+    write_quota_per_minute: Annotated[int, Field(ge=1)] = 100
+    query_quota_per_minute: Annotated[int, Field(ge=1)] = 1500
+    # Seconds the quotas count over. VOD's is 60: shorten only against the simulator.
+    quota_window: Annotated[float, Field(gt=0)] = 60.0
+    # Seconds between single probe calls while the circuit is open.
+    circuit_probe_interval: Annotated[float, Field(gt=0)] = 30.0
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> VodSettings:
+        if self.endpoint is None:
+            return self
+        if self.project_id is None:
+            raise ValueError("vod.project_id is required with vod.endpoint")
+        pair = self.access_key is not None and self.secret_key is not None
+        if not pair and self.auth_token is None:
+            raise ValueError("vod needs access_key and secret_key, or auth_token")
+        return self
+
+
+class CoverSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # regenerate_head_frame: check for the new cover this long after asking (seconds,
+    # through the retry tiers), this many times, then hand over to the next handler.
+    regenerate_check_delay: Annotated[float, Field(gt=0)] = 120.0
+    regenerate_attempts: Annotated[int, Field(ge=1)] = 2
+    # fallback_cover: snapshot kinds in order of preference; offsets under
+    # min_offset_seconds are skipped (first frames are often black).
+    snapshot_preference: tuple[SnapshotKind, ...] = ("sample", "dots", "quantity")
+    min_offset_seconds: Annotated[float, Field(ge=0)] = 1.0
+    # With no snapshots and none coming: ask VOD for these offsets (seconds), retry after.
+    snapshot_offsets: tuple[Annotated[int, Field(ge=0)], ...] = (1, 5, 10)
+    snapshot_retry_after: Annotated[float, Field(gt=0)] = 60.0

@@ -1,0 +1,188 @@
+"""A VOD look-alike over HTTP, for tests and the demo: the three asset APIs the project
+calls, behind the gateway's checks (AK/SK signatures with key lockout, project, quotas)
+and with faults to inject. Its state is a ``consumer.testing.vodsim.SimState`` and its
+operations are ``consumer.testing.vodops``'s, which ``MemoryVod`` calls without HTTP.
+
+Every request passes the same steps, in the order a real call meets them: network
+faults (latency, reset, timeout), the gateway (authentication, project, quota), a
+backend fault (5xx), then the operation. Each answer carries an X-Request-Id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from consumer.testing import vodops as ops
+from consumer.testing.vodops import SimAnswer as _Answer
+from consumer.testing.vodsim import QuotaGroup, SimState
+from consumer.vod.signing import Problem, verify
+
+__all__ = ["SimServer", "make_app", "run_simulator"]
+
+_STATE = web.AppKey("state", SimState)
+
+
+def _json(status: int, body: dict[str, Any], request_id: str) -> web.Response:
+    return web.json_response(body, status=status, headers={"X-Request-Id": request_id})
+
+
+def _error(answer: _Answer, request_id: str) -> web.Response:
+    body = {"error_code": answer.code, "error_msg": answer.msg}
+    if answer.code.startswith("APIG"):  # only the gateway puts the id in the body
+        body["request_id"] = request_id
+    return _json(answer.status, body, request_id)
+
+
+# Operations: (state, request, body) -> (status, JSON body or None).
+_Result = tuple[int, dict[str, Any] | None]
+_Operation = Callable[[SimState, web.Request, bytes], Awaitable[_Result]]
+
+
+async def _show_asset_detail(state: SimState, request: web.Request, _: bytes) -> _Result:
+    asset_id = request.query.get("asset_id", "")
+    return 200, ops.show_asset_detail(state, asset_id, request.query.getall("categories", []))
+
+
+async def _update_cover(state: SimState, _: web.Request, body: bytes) -> _Result:
+    ops.update_cover(state, body)
+    return 204, None
+
+
+async def _create_process_task(state: SimState, _: web.Request, body: bytes) -> _Result:
+    return 202, ops.create_process_task(state, body)
+
+
+# Steps before the operation.
+
+
+async def _network_faults(state: SimState, request: web.Request) -> str | None:
+    """Latency, then maybe a dropped connection or a late answer; names the fault."""
+    faults, rng = state.faults, state.rng
+    low, high = faults.latency
+    if high > 0:
+        await asyncio.sleep(rng.uniform(low, high))
+    if rng.random() < faults.reset_rate and request.transport is not None:
+        request.transport.abort()
+        return "reset"
+    if rng.random() < faults.timeout_rate:
+        # Past the client's timeout. A client still waiting then gets a late answer; one
+        # that hung up ends the handler here when the runner cancels handlers on
+        # disconnect (run_simulator does).
+        await asyncio.sleep(faults.timeout_sleep)
+        return "timeout"
+    return None
+
+
+def _authenticate(state: SimState, request: web.Request, body: bytes) -> None:
+    """Token or AK/SK. AK/SK calls must name their project in X-Project-Id; token calls
+    need not (the token is scoped), but may not name another one."""
+    project = request.headers.get("X-Project-Id")
+    token = request.headers.get("X-Auth-Token")
+    if token is not None:
+        if not any(hmac.compare_digest(token.encode(), t.encode()) for t in state.tokens):
+            raise _Answer(401, "APIGW.0301", "invalid token")
+        project = project or request.match_info["project_id"]
+    else:
+        _verify_signature(state, request, body)
+    if project != request.match_info["project_id"]:
+        raise _Answer(401, "APIGW.0301", "X-Project-Id does not match the request")
+
+
+def _verify_signature(state: SimState, request: web.Request, body: bytes) -> None:
+    verdict = verify(
+        request.method,
+        request.rel_url.raw_path,
+        request.rel_url.raw_query_string,
+        request.headers,
+        body,
+        state.keys.get,
+        datetime.fromtimestamp(state.clock(), UTC),
+    )
+    if verdict.access_key is not None and state.key_locked(verdict.access_key):
+        raise _Answer(401, "APIGW.0301", "access key locked after repeated failures")
+    if verdict.problem is Problem.CLOCK_SKEW:
+        raise _Answer(401, "APIGW.0303", "X-Sdk-Date is more than 15 minutes off")
+    if verdict.access_key is None:
+        raise _Answer(401, "APIGW.0301", "missing or malformed authentication")
+    if verdict.problem is not None:
+        state.signature_failed(verdict.access_key)
+        raise _Answer(401, "APIGW.0301", "signature verification failed")
+    state.signature_passed(verdict.access_key)
+
+
+def _gateway(state: SimState, request: web.Request, body: bytes, group: QuotaGroup) -> None:
+    _authenticate(state, request, body)
+    if request.match_info["project_id"] != state.project_id:
+        raise _Answer(403, "VOD.10074", "no permission for this project")
+    ops.gateway(state, group)  # quota, then a backend fault
+
+
+def _endpoint(operation: str, group: QuotaGroup, run: _Operation) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state = request.app[_STATE]
+        request_id = uuid.uuid4().hex
+        body = await request.read()
+        fault = await _network_faults(state, request)
+        if fault == "reset":
+            state.calls[operation, fault] += 1
+            return web.Response()  # never written: the connection is gone
+        try:
+            _gateway(state, request, body, group)
+            status, payload = await run(state, request, body)
+        except _Answer as answer:
+            state.calls[operation, fault or answer.code] += 1
+            return _error(answer, request_id)
+        state.calls[operation, fault or "ok"] += 1
+        if payload is None:
+            return web.Response(status=status, headers={"X-Request-Id": request_id})
+        return _json(status, payload, request_id)
+
+    return handle
+
+
+def make_app(state: SimState) -> web.Application:
+    """The simulator as an aiohttp application; its snapshot tasks stop with it."""
+    app = web.Application()
+    app[_STATE] = state
+    prefix = "/v1.0/{project_id}/asset"
+    app.router.add_get(
+        f"{prefix}/details", _endpoint("show_asset_detail", "query", _show_asset_detail)
+    )
+    app.router.add_put(f"{prefix}/cover", _endpoint("update_cover", "write", _update_cover))
+    app.router.add_post(
+        f"{prefix}/process", _endpoint("create_process_task", "write", _create_process_task)
+    )
+
+    async def close_state(_: web.Application) -> None:
+        await state.close()
+
+    app.on_cleanup.append(close_state)
+    return app
+
+
+@dataclass(frozen=True, slots=True)
+class SimServer:
+    """A running simulator: its base URL (the client's endpoint) and how to stop it."""
+
+    url: str
+    stop: Callable[[], Awaitable[None]]
+
+
+async def run_simulator(host: str, port: int, state: SimState) -> SimServer:
+    """Serve the simulator on ``host:port`` (port 0 picks a free one) until ``stop``."""
+    # handler_cancellation: a client that gives up on a slow request ends its handler,
+    # so stopping never waits out an injected timeout.
+    runner = web.AppRunner(make_app(state), handler_cancellation=True, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    return SimServer(f"http://{bound_host}:{bound_port}", runner.cleanup)

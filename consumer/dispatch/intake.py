@@ -1,0 +1,32 @@
+"""What the engine calls on every record it admits: decode the VOD event once and key it
+by its asset, so one asset's events run one at a time, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from consumer.errors import RecordError
+from consumer.events import Event, decode
+from consumer.kafka.source import Record
+
+__all__ = ["Payload", "describe", "prepare"]
+
+#: The event, or why the record holds none (it still gets exactly one outcome).
+Payload = Event | RecordError
+
+
+def prepare(record: Record) -> tuple[str | None, Payload]:
+    """``(asset id or None, payload)``; without an asset id the engine keys by record key."""
+    try:
+        event = decode(record.value)
+    except RecordError as exc:
+        return None, exc
+    return event.asset_id, event
+
+
+def describe(payload: Payload) -> Mapping[str, Any]:
+    """The event's fields on every line about its record."""
+    if isinstance(payload, RecordError):
+        return {"asset_id": None, "event_type": None}
+    return {"asset_id": payload.asset_id, "event_type": payload.event_type}

@@ -1,0 +1,124 @@
+"""Which handlers an event goes to: an ordered list of routes, first match wins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from consumer.config import MatchSpec, RouteSpec, Settings
+from consumer.errors import ConfigError
+from consumer.events import Event
+from consumer.handlers.registry import NEEDS_VOD, Handler, resolve
+
+__all__ = ["LOG_ROUTES", "VOD_ROUTES", "Route", "Router", "Step", "routes_for"]
+
+# Unknown event types and cover types match none of these, so they are skipped with a reason.
+LOG_ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        match=MatchSpec(event_type="coverComplete", cover_type="HEAD_FRAME_COVER"),
+        handlers=["log"],
+    ),
+    RouteSpec(match=MatchSpec(event_type="thumbnailComplete"), handlers=["log"]),
+)
+#: With VOD configured: repair failed first-frame covers, use new snapshots at once.
+VOD_ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        match=MatchSpec(event_type="coverComplete", status="FAILED", cover_type="HEAD_FRAME_COVER"),
+        handlers=["regenerate_head_frame", "fallback_cover"],
+    ),
+    RouteSpec(
+        match=MatchSpec(
+            event_type="coverComplete", status="SUCCEED", cover_type="HEAD_FRAME_COVER"
+        ),
+        handlers=["log"],
+    ),
+    RouteSpec(match=MatchSpec(event_type="thumbnailComplete"), handlers=["fallback_on_thumbnails"]),
+)
+
+
+def routes_for(settings: Settings) -> Router:
+    """The configured routes, else the defaults for whether VOD is configured. A route
+    naming a VOD handler without VOD settings is a config error, found at start-up."""
+    vod = settings.vod.endpoint is not None
+    router = Router.from_specs(settings.routes, defaults=VOD_ROUTES if vod else LOG_ROUTES)
+    if not vod:
+        for index, route in enumerate(router.routes):
+            for step in route.steps:
+                if step.name in NEEDS_VOD:
+                    raise ConfigError(f"routes.{index}: handler {step.name!r} needs vod.endpoint")
+    return router
+
+
+_Signature = tuple[str, str | None, str | None]
+# Known shapes number a handful; a flood of made-up event types must not grow the cache
+# for ever, so past this size it starts again.
+_CACHE_LIMIT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    handler: Handler
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A match (``None`` = any; compared case-insensitively) and the handlers it runs in order."""
+
+    event_type: str | None
+    status: str | None
+    cover_type: str | None
+    steps: tuple[Step, ...]
+
+    def matches(self, signature: _Signature) -> bool:
+        event_type, status, cover_type = signature
+        return (
+            (self.event_type is None or self.event_type == event_type)
+            and (self.status is None or self.status == status)
+            and (self.cover_type is None or self.cover_type == cover_type)
+        )
+
+
+class Router:
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = tuple(routes)
+        # Events take few distinct (type, status, cover type) shapes: match each shape once.
+        self._cache: dict[_Signature, Route | None] = {}
+
+    @classmethod
+    def from_specs(
+        cls,
+        specs: Sequence[RouteSpec] | None,
+        resolve_handler: Callable[[str], Handler] = resolve,
+        defaults: Sequence[RouteSpec] = LOG_ROUTES,
+    ) -> Router:
+        """Build from config (``None`` = the default routes); every handler is resolved now,
+        so a typo fails at start-up rather than on the first matching event."""
+        return cls(
+            [
+                Route(
+                    event_type=_folded(spec.match.event_type),
+                    status=_folded(spec.match.status),
+                    cover_type=_folded(spec.match.cover_type),
+                    steps=tuple(Step(name, resolve_handler(name)) for name in spec.handlers),
+                )
+                for spec in (defaults if specs is None else specs)
+            ]
+        )
+
+    def route(self, event: Event) -> Route | None:
+        shape = (event.event_type, event.status, event.cover_type)
+        try:
+            return self._cache[shape]
+        except KeyError:
+            pass
+        signature = (shape[0].lower(), _folded(shape[1]), _folded(shape[2]))
+        found = next((r for r in self.routes if r.matches(signature)), None)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[shape] = found
+        return found
+
+
+def _folded(value: str | None) -> str | None:
+    return value.lower() if value is not None else None

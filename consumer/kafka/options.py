@@ -1,0 +1,51 @@
+"""aiokafka client options from the ``kafka`` settings section."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.helpers import create_ssl_context
+
+from consumer.config.sections import KafkaSettings
+
+__all__ = ["client_options", "consumer_options"]
+
+
+def client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Connection and security options shared by consumers, producers and admin clients."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers.split(","),
+        "client_id": kafka.client_id,
+        "security_protocol": kafka.security_protocol,
+        "request_timeout_ms": kafka.request_timeout_ms,
+    }
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None,
+            certfile=str(kafka.ssl_certfile) if kafka.ssl_certfile else None,
+            keyfile=str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None,
+            password=kafka.ssl_password.get_secret_value() if kafka.ssl_password else None,
+        )
+    if kafka.security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        options["sasl_plain_password"] = (
+            kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        )
+    return options
+
+
+def consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
+    return {
+        **client_options(kafka),
+        "group_id": kafka.group_id,
+        # Offsets are committed by the engine, only for records with a final outcome.
+        "enable_auto_commit": False,
+        "auto_offset_reset": kafka.auto_offset_reset,
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
+        "max_poll_interval_ms": kafka.max_poll_interval_ms,
+        # Fetched-but-unread data is the one buffer not bounded by max_in_flight: cap it too.
+        "fetch_max_bytes": kafka.fetch_max_bytes,
+        "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
+    }

@@ -1,0 +1,141 @@
+"""The daemon's life: start, consume until a signal, drain, commit, leave the group.
+
+It returns ``ExitCode.OK`` after a clean shutdown; a second signal exits at once with
+``ExitCode.FORCED`` (``consumer.errors`` lists them all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import signal
+import time
+from collections.abc import Awaitable
+
+import aiohttp
+from aiokafka.errors import KafkaError
+from structlog.typing import FilteringBoundLogger
+
+from consumer import metrics
+from consumer.config import Settings
+from consumer.dispatch.routing import routes_for
+from consumer.errors import ExitCode
+from consumer.hold import Hold, Reason
+from consumer.kafka.source import KafkaSource
+from consumer.logs import flush, get_logger
+from consumer.service.health import Health, serve
+from consumer.service.wiring import Parts, build
+
+__all__ = ["run"]
+
+LAG_INTERVAL = 5.0  # seconds between lag gauge refreshes
+
+
+async def run(settings: Settings) -> int:
+    log = get_logger()
+    router = routes_for(settings)
+    stop = asyncio.Event()
+    timeout = settings.consumer.shutdown_timeout
+    async with aiohttp.ClientSession() as http:
+        parts = build(settings, router, http, log)
+        engine, source = parts.engine, parts.source
+        circuit = parts.vod.circuit if parts.vod is not None else None
+        health = _health(settings, parts)
+        _install_signal_handlers(stop, parts.hold)
+        stop_server = await serve(health, settings.http.host, settings.http.port)
+        lag = asyncio.create_task(_report_lag(source, log))
+        # Closed on every path, a failed start included: leaving the group is bounded anyway.
+        close_by = time.monotonic() + timeout
+        try:
+            if not await _until_stopped(parts.start(), stop):
+                log.info("shutdown", reason="signal before the consumer started")
+                return ExitCode.OK
+            health.joined = True
+            log.info(
+                "consumer_started",
+                topic=settings.kafka.topic,
+                group_id=settings.kafka.group_id,
+                routes=[[s.name for s in r.steps] for r in router.routes],
+            )
+            # Start-up objects (modules, models, clients) live for ever: keep them out of every
+            # garbage collection from here on; this cut per-record CPU by a fifth in `make bench`.
+            gc.freeze()
+            await _until_stopped(engine.run(), stop)  # returns only on a signal, or raises
+            began = time.monotonic()
+            close_by = began + timeout
+            # The broker gets a slice of the budget to hear we leave, whatever the drain took.
+            drained = await engine.shutdown(timeout - min(5.0, timeout / 5))
+        finally:
+            lag.cancel()
+            if circuit is not None:
+                circuit.stop()
+            await source.close(max(close_by - time.monotonic(), 0.1))
+            await parts.sink.close(max(close_by - time.monotonic(), 0.1))
+            await stop_server()
+        log.info(
+            "shutdown",
+            drained=drained,
+            seconds=round(time.monotonic() - began, 3),
+            committed={f"{tp.topic}/{tp.partition}": o for tp, o in engine.committed().items()},
+        )
+    return ExitCode.OK
+
+
+async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Await ``work`` unless ``stop`` is set first; True if the work finished."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
+
+
+def _health(settings: Settings, parts: Parts) -> Health:
+    engine = parts.engine
+    health = Health(lambda: engine.last_step, settings.http.liveness_timeout, parts.hold)
+    metrics.IN_FLIGHT.set_function(lambda: engine.in_flight)
+    metrics.PAUSED_PARTITIONS.set_function(lambda: len(engine.paused))
+    metrics.LAST_PROCESSED.set_function(lambda: parts.pipeline.last_outcome_at)
+    return health
+
+
+async def _report_lag(source: KafkaSource, log: FilteringBoundLogger) -> None:
+    """Refresh the lag gauge from the consumer's own position and high-water marks."""
+    reported: set[tuple[str, str]] = set()
+    while True:
+        await asyncio.sleep(LAG_INTERVAL)
+        try:
+            lags = await source.lag()
+        except (KafkaError, TimeoutError) as exc:
+            log.debug("lag_unknown", error=type(exc).__name__)
+            continue
+        current = {(tp.topic, str(tp.partition)): lag for tp, lag in lags.items()}
+        for labels in reported - current.keys():
+            metrics.LAG.remove(*labels)  # a partition this member no longer owns
+        for labels, lag in current.items():
+            metrics.LAG.labels(*labels).set(lag)
+        reported = set(current)
+
+
+def _install_signal_handlers(stop: asyncio.Event, hold: Hold) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if stop.is_set():
+            # Second signal: the operator means it. No drain, no commit.
+            flush()
+            os._exit(ExitCode.FORCED)
+        get_logger().info("shutdown_requested", signal=signum.name)
+        hold.set(Reason.SHUTDOWN)  # not ready from this moment: no new work while draining
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)

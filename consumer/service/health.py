@@ -1,0 +1,74 @@
+"""The side server: liveness, readiness and metrics over HTTP, in the daemon's own loop.
+
+- ``/livez`` passes while the consume loop makes progress (every fetch cycle beats,
+  idle or not) and the event loop answers. It does not depend on the broker or on
+  VOD: a broker blip must not restart every pod.
+- ``/readyz`` passes once the consumer joined its group and nothing holds it (the
+  dead-letter guard, the VOD circuit, a stuck record); 503 from the moment SIGTERM
+  arrives, naming the reason.
+- ``/metrics`` is Prometheus text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from consumer.clock import SYSTEM_CLOCK, Clock
+from consumer.hold import Hold
+
+__all__ = ["Health", "serve"]
+
+
+class Health:
+    def __init__(
+        self,
+        heartbeat: Callable[[], float],
+        liveness_timeout: float,
+        hold: Hold | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._heartbeat = heartbeat  # when the consume loop last made progress (monotonic)
+        self._timeout = liveness_timeout
+        self._clock = clock
+        self.hold = hold if hold is not None else Hold()
+        self.joined = False
+
+    def live(self) -> tuple[bool, str]:
+        if not self.joined:
+            return True, "starting"  # joining waits on the broker: not a reason to restart
+        idle = self._clock.monotonic() - self._heartbeat()
+        if idle > self._timeout:
+            return False, f"consume loop stalled for {idle:.0f}s"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        if (why := self.hold.why()) is not None:
+            return False, why
+        if not self.joined:
+            return False, "not yet in the consumer group"
+        return True, "ok"
+
+
+async def serve(health: Health, host: str, port: int) -> Callable[[], Awaitable[None]]:
+    """Start the side server; return the coroutine function that stops it."""
+    app = web.Application()
+    app.router.add_get("/livez", _probe(health.live))
+    app.router.add_get("/readyz", _probe(health.ready))
+    app.router.add_get("/metrics", make_aiohttp_handler())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner.cleanup
+
+
+def _probe(
+    check: Callable[[], tuple[bool, str]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(_: web.Request) -> web.Response:
+        ok, why = check()
+        return web.Response(status=200 if ok else 503, text=why + "\n")
+
+    return handle

@@ -1,0 +1,160 @@
+"""Wiring the parts: Kafka source -> engine -> pipeline (routes, handlers) -> side topics,
+with VOD behind its circuit and quotas when the config names an endpoint. One ``Hold``
+is shared by all: the guard and the circuit set it, flow control and readiness read it."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer
+from structlog.typing import FilteringBoundLogger
+
+from consumer.clock import SYSTEM_CLOCK, Clock
+from consumer.config import Settings
+from consumer.dispatch.intake import describe, prepare
+from consumer.dispatch.pipeline import Pipeline
+from consumer.dispatch.routing import Router
+from consumer.engine.loop import Engine
+from consumer.handlers import Clients
+from consumer.hold import Hold
+from consumer.kafka.options import client_options, consumer_options
+from consumer.kafka.sink import KafkaSink
+from consumer.kafka.source import KafkaSource, Record, TopicPartition
+from consumer.logs import flush
+from consumer.redelivery.guard import DeadLetterGuard
+from consumer.redelivery.headers import due_at
+from consumer.redelivery.sidetopics import SideTopics
+from consumer.redelivery.topology import Topology
+from consumer.vod.circuit import Circuit
+from consumer.vod.client import VodClient
+from consumer.vod.gateway import GuardedVod
+from consumer.vod.quota import QuotaWindow
+
+__all__ = ["Parts", "build"]
+
+# Any asset id will do: an answer other than an authentication error proves the key.
+PROBE_ASSET = "0" * 32
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    engine: Engine
+    pipeline: Pipeline
+    source: KafkaSource
+    sink: KafkaSink
+    guard: DeadLetterGuard
+    vod: GuardedVod | None
+    hold: Hold
+    main_topic: str
+
+    async def start(self) -> None:
+        """Connect the producer, then join the group (both may wait on an absent broker)."""
+        await self.sink.start()
+        await self.source.start(self._revoked, self._assigned)
+
+    async def _assigned(self, partitions: Collection[TopicPartition]) -> None:
+        await self.engine.on_assigned(partitions)
+        self._share_quota()
+
+    async def _revoked(self, partitions: Collection[TopicPartition]) -> None:
+        await self.engine.on_revoked(partitions)
+        self._share_quota()
+
+    def _share_quota(self) -> None:
+        if self.vod is not None:
+            owned, total = self.source.share_of(self.main_topic)
+            self.vod.set_share(owned / total if total else 0.0)
+
+
+def build(
+    settings: Settings,
+    router: Router,
+    http: aiohttp.ClientSession,
+    log: FilteringBoundLogger,
+    clock: Clock = SYSTEM_CLOCK,
+) -> Parts:
+    topology = Topology.from_settings(settings)
+    tier_topics = topology.tier_topics()
+    hold = Hold()
+    sink = KafkaSink(client_options(settings.kafka), log)
+
+    def on_trip(why: str) -> None:
+        log.critical(
+            "dead_letter_guard_tripped",
+            reason=why,
+            action="consumption paused; find the cause, then restart",
+        )
+
+    dl = settings.dead_letter
+    guard = DeadLetterGuard(
+        dl.guard_window, dl.guard_threshold, dl.guard_min_records, on_trip=on_trip, hold=hold
+    )
+    vod = _vod(settings, http, log, hold, clock)
+    side = SideTopics(sink, topology, guard, settings.kafka.group_id, clock=clock)
+    pipeline = Pipeline(
+        router,
+        Clients(http, vod, settings.covers),
+        log,
+        side,
+        settings.retry,
+        settings.consumer.handler_timeout,
+        hold=hold,
+        clock=clock,
+    )
+
+    def due(record: Record) -> float | None:
+        return due_at(record.headers) if record.topic in tier_topics else None
+
+    source = KafkaSource(AIOKafkaConsumer(**consumer_options(settings.kafka)), topology.consumed)
+    engine = Engine(
+        source,
+        pipeline.process,
+        settings.consumer,
+        log,
+        prepare=prepare,
+        due=due,
+        describe=describe,
+        hold=hold,
+        clock=clock,
+        before_commit=flush,
+    )
+    return Parts(engine, pipeline, source, sink, guard, vod, hold, topology.main)
+
+
+def _vod(
+    settings: Settings,
+    http: aiohttp.ClientSession,
+    log: FilteringBoundLogger,
+    hold: Hold,
+    clock: Clock,
+) -> GuardedVod | None:
+    vod = settings.vod
+    if vod.endpoint is None or vod.project_id is None:
+        return None
+    if vod.access_key is not None and vod.secret_key is not None:
+        auth: dict[str, Any] = {
+            "access_key": vod.access_key.get_secret_value(),
+            "secret_key": vod.secret_key,
+        }
+    else:
+        auth = {"auth_token": vod.auth_token}
+    client = VodClient(
+        http, endpoint=vod.endpoint, project_id=vod.project_id, timeout=vod.timeout, **auth
+    )
+    circuit = Circuit(
+        lambda: client.show_asset_detail(PROBE_ASSET, ("base_info",)),
+        vod.circuit_probe_interval,
+        log,
+        hold=hold,
+        clock=clock,
+    )
+    return GuardedVod(
+        client,
+        circuit,
+        QuotaWindow(vod.write_quota_per_minute, clock=clock, window=vod.quota_window),
+        QuotaWindow(vod.query_quota_per_minute, clock=clock, window=vod.quota_window),
+        vod.max_concurrent_calls,
+    )

@@ -1,0 +1,134 @@
+"""The daemon with VOD: a wrong key holds consumption instead of dead-lettering it, and
+replicas share the tenant's quota without pushing VOD over it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from consumer.devtools.broker import create_topic
+from consumer.devtools.simulator.app import SimServer, run_simulator
+from consumer.handlers.covers import fallback_cover
+from consumer.testing.vodsim import Quotas, SimState
+from tests.support import (
+    cover_event,
+    daemon_config,
+    in_process,
+    produce,
+    read_topic,
+    settings_for,
+    start_daemon,
+    until,
+)
+
+PROJECT, AK, SK = "proj-1", "AK-DAEMON", "the-daemons-secret"
+
+
+def vod_settings(url: str, **more: Any) -> dict[str, Any]:
+    return {
+        "endpoint": url,
+        "project_id": PROJECT,
+        "access_key": AK,
+        "secret_key": SK,
+        "circuit_probe_interval": 0.3,
+        **more,
+    }
+
+
+async def test_a_wrong_key_pauses_after_one_failure_and_fixing_it_resumes_every_event(
+    bootstrap: str, name: str
+) -> None:
+    state = SimState(project_id=PROJECT, keys={AK: "a-different-secret"})
+    for i in range(20):
+        state.add_asset(f"a{i}", snapshots=[0, 4, 8])
+    server = await run_simulator("127.0.0.1", 0, state)
+    await create_topic(bootstrap, name, 2)
+    await produce(bootstrap, name, [(None, cover_event(f"a{i}"), None) for i in range(20)])
+    settings = settings_for(bootstrap, name, "fallback_cover", vod=vod_settings(server.url))
+    try:
+        with capture_logs() as logs:
+            async with in_process(settings, {"fallback_cover": fallback_cover}) as parts:
+                assert parts.vod is not None
+                await until(lambda: parts.vod is not None and parts.vod.circuit.is_open)
+                await until(lambda: parts.engine.paused == frozenset(parts.engine.committed()))
+                refused = state.count("show_asset_detail")
+                held = [e for e in logs if e["event"] == "record_processed"]
+                state.keys[AK] = SK  # the operator fixes the key at VOD's side
+                await until(
+                    lambda: sum(e["event"] == "record_processed" for e in logs) == 20, timeout=60
+                )
+    finally:
+        await server.stop()
+
+    outcomes = [e["outcome"] for e in logs if e["event"] == "record_processed"]
+    assert refused < 5  # one failed call, then probes: never the 5 that lock a key
+    assert held == []  # nothing had an outcome while the circuit was open
+    assert outcomes == ["done"] * 20
+    assert await read_topic(bootstrap, f"{name}.dlq") == []
+    assert all(asset.cover_url for asset in state.assets.values())
+    assert [e["log_level"] for e in logs if e["event"] == "vod_circuit_open"] == ["critical"]
+
+
+@pytest.fixture
+def simulator_thread() -> Iterator[tuple[SimState, str]]:
+    """The simulator in a thread of its own, for daemons in other processes."""
+    state = SimState(
+        project_id=PROJECT,
+        keys={AK: SK},
+        quotas=Quotas(writes_per_minute=20, queries_per_minute=1500, window=3.0),
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server: SimServer = asyncio.run_coroutine_threadsafe(
+        run_simulator("127.0.0.1", 0, state), loop
+    ).result(10)
+    yield state, server.url
+    asyncio.run_coroutine_threadsafe(_stop(server), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+
+
+async def _stop(server: SimServer) -> None:
+    await server.stop()
+
+
+@pytest.mark.slow
+def test_three_daemons_share_the_write_quota_without_exceeding_it(
+    bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
+) -> None:
+    state, url = simulator_thread
+    total = 120
+    for i in range(total):
+        state.add_asset(f"a{i}", snapshots=[0, 4, 8])
+    asyncio.run(create_topic(bootstrap, name, 6))
+    extra = {"vod": vod_settings(url, write_quota_per_minute=20, quota_window=3.0)}
+    config = daemon_config(tmp_path, bootstrap, name, name, "fallback_cover", extra=extra)
+    daemons = [start_daemon(config, tmp_path / f"d{n}.log") for n in range(3)]
+    for daemon in daemons:
+        daemon.wait_for(daemon.joined, 60, "join")
+    asyncio.run(
+        produce(
+            bootstrap, name, [(f"a{i}".encode(), cover_event(f"a{i}"), None) for i in range(total)]
+        )
+    )
+    began = time.monotonic()
+    daemons[0].wait_for(
+        lambda: sum(len(d.outcomes()) for d in daemons) >= total, 120, "every event handled"
+    )
+    elapsed = time.monotonic() - began
+    for daemon in daemons:
+        daemon.terminate()
+
+    writes = state.count("update_cover")
+    print(f"{writes} writes in {elapsed:.1f}s; ideal {total / 20 * 3:.1f}s at the quota")
+    assert state.throttled == 0  # never over the quota, whatever the rebalances did
+    assert writes == total
+    assert all(len(d.outcomes()) > 0 for d in daemons)  # all three took part
+    assert elapsed < 2.5 * (total / 20 * 3)  # drains near the quota

@@ -1,0 +1,205 @@
+"""The ``cover-consumer`` command line, run as a real process: exit codes, output, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from consumer.devtools.broker import free_port
+from consumer.logs import MASK
+from tests.support import (
+    REPO,
+    cli,
+    write_yaml,
+)
+
+CONFIG = REPO / "config" / "consumer.yaml"
+
+
+# --- check-config --------------------------------------------------------------------------
+
+
+def test_check_config_prints_the_effective_config_as_yaml(env: dict[str, str]) -> None:
+    result = cli("check-config", "--config", str(CONFIG), env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    printed = yaml.safe_load(result.stdout)
+    expected = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    assert printed["kafka"]["group_id"] == expected["kafka"]["group_id"]
+    assert printed["kafka"]["bootstrap_servers"] == expected["kafka"]["bootstrap_servers"]
+    assert printed["consumer"] == expected["consumer"]
+
+
+def test_check_config_reads_the_file_named_by_the_environment(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write_yaml(tmp_path / "c.yaml", {"kafka": {"group_id": "from-env-file"}})
+
+    result = cli("check-config", env={**env, "COVER_CONSUMER_CONFIG": str(config)})
+
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["kafka"]["group_id"] == "from-env-file"
+
+
+@pytest.mark.parametrize("source", ["yaml file", "environment", "secret file"])
+def test_check_config_masks_a_secret_whatever_its_source(
+    env: dict[str, str], tmp_path: Path, secret: str, source: str
+) -> None:
+    args = ["check-config"]
+    if source == "yaml file":
+        config = write_yaml(tmp_path / "c.yaml", {"kafka": {"sasl_password": secret}})
+        args += ["--config", str(config)]
+    elif source == "environment":
+        env = {**env, "COVER_CONSUMER__KAFKA__SASL_PASSWORD": secret}
+    else:
+        secrets = tmp_path / "secrets"
+        secrets.mkdir()
+        (secrets / "kafka__sasl_password").write_text(secret + "\n", encoding="utf-8")
+        env = {**env, "COVER_CONSUMER_SECRETS_DIR": str(secrets)}
+
+    result = cli(*args, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert secret not in result.stdout + result.stderr
+    assert yaml.safe_load(result.stdout)["kafka"]["sasl_password"] == MASK
+
+
+# --- invalid configs -----------------------------------------------------------------------
+
+
+def test_unknown_key_deep_in_the_config_exits_2_naming_its_dotted_path(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write_yaml(
+        tmp_path / "c.yaml", {"routes": [{"match": {"colour": "red"}, "handlers": ["log"]}]}
+    )
+
+    result = cli("check-config", "--config", str(config), env=env)
+
+    assert result.returncode == 2
+    assert "routes.0.match.colour: unknown key" in result.stderr
+    assert result.stdout == ""
+
+
+def test_invalid_config_holding_a_secret_exits_2_without_echoing_it(
+    env: dict[str, str], tmp_path: Path, secret: str
+) -> None:
+    # The secret is also the offending value of other keys, as a mis-indented file would do.
+    config = write_yaml(
+        tmp_path / "c.yaml",
+        {
+            "kafka": {
+                "sasl_password": secret,
+                "session_timeout_ms": secret,
+                "security_protocol": secret,
+            },
+            "consumer": {"max_in_flight": 0},
+        },
+    )
+
+    result = cli("check-config", "--config", str(config), env=env)
+
+    assert result.returncode == 2
+    assert "kafka.session_timeout_ms" in result.stderr
+    assert "kafka.security_protocol" in result.stderr
+    assert "consumer.max_in_flight" in result.stderr
+    assert secret not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("sigil", ["*", "!"])
+def test_yaml_syntax_error_on_a_secret_does_not_echo_it(
+    env: dict[str, str], tmp_path: Path, secret: str, sigil: str
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"kafka:\n  sasl_password: {sigil}{secret}\n", encoding="utf-8")
+
+    result = cli("check-config", "--config", str(config), env=env)
+
+    assert result.returncode == 2
+    assert "invalid YAML" in result.stderr
+    assert secret not in result.stderr
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_missing_config_file_exits_2_naming_the_file(
+    env: dict[str, str], tmp_path: Path, how: str
+) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    args = ["check-config"]
+    if how == "argument":
+        args += ["--config", str(missing)]
+    else:
+        env = {**env, "COVER_CONSUMER_CONFIG": str(missing)}
+
+    result = cli(*args, env=env)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"cover-consumer: config file not found: {missing}"
+
+
+def test_check_config_resolves_handlers_and_exits_2_on_an_unknown_one(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write_yaml(tmp_path / "c.yaml", {"routes": [{"handlers": ["log", "no_such_one"]}]})
+
+    result = cli("check-config", "--config", str(config), env=env)
+
+    assert result.returncode == 2
+    assert "handler 'no_such_one'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_run_with_an_invalid_config_exits_2_without_a_traceback(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write_yaml(tmp_path / "c.yaml", {"kafka": {"sasl": {"user": "x"}}})
+
+    result = cli("run", "--config", str(config), env=env)
+
+    assert result.returncode == 2
+    assert "kafka.sasl: unknown key" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_run_with_an_unknown_handler_exits_2_before_connecting(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Nothing listens there: had the daemon tried to connect, it would exit 1.
+    config = write_yaml(
+        tmp_path / "c.yaml",
+        {
+            "kafka": {"bootstrap_servers": f"127.0.0.1:{free_port()}"},
+            "routes": [{"handlers": ["no_such_one"]}],
+        },
+    )
+
+    result = cli("run", "--config", str(config), env=env)
+
+    assert result.returncode == 2
+    assert "handler 'no_such_one'" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+# --- usage ---------------------------------------------------------------------------------
+
+
+def test_help_lists_the_commands_and_documents_exit_codes(env: dict[str, str]) -> None:
+    result = cli("--help", env=env)
+
+    assert result.returncode == 0
+    assert "run" in result.stdout
+    assert "check-config" in result.stdout
+    assert "Exit codes: 0 clean shutdown, 1 fatal error, 2 invalid config or usage" in " ".join(
+        result.stdout.split()
+    )
+    assert "130" in result.stdout
+
+
+def test_no_command_is_a_usage_error_with_exit_2(env: dict[str, str]) -> None:
+    result = cli(env=env)
+
+    assert result.returncode == 2
+    assert "usage: cover-consumer" in result.stderr

@@ -1,0 +1,404 @@
+"""consumer.vod.client against the simulator on a localhost port: real HTTP, real signing."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from consumer.devtools.simulator.app import make_app, run_simulator
+from consumer.testing.vodsim import SimState, TaskDone
+from consumer.vod.client import VodCall, VodClient
+from consumer.vod.errors import (
+    VodPermanentError,
+    VodRetryLater,
+    VodSystemicError,
+    VodThrottled,
+    VodTransientError,
+)
+from consumer.vod.models import ProcessTaskRequest, ThumbnailParams, ThumbnailStatus
+from consumer.vod.signing import Credentials, sign
+
+PROJECT = "proj-1"
+AK, SK = "AK-TEST", "sk-very-secret-value"
+COVER = "https://cdn.example.com/asset/a1/cover/Cover0.jpg"
+
+
+class Clock:
+    """The injected clock shared by the simulator and the clients (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 21, 10, 0, tzinfo=UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+MakeClient = Callable[..., VodClient]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def state(clock: Clock) -> SimState:
+    state = SimState(
+        project_id=PROJECT, keys={AK: SK}, tokens={"iam-token"}, clock=clock, rng=random.Random(7)
+    )
+    state.add_asset("a1", cover=COVER, snapshots=[0, 12])
+    return state
+
+
+@pytest.fixture
+async def endpoint(state: SimState) -> AsyncIterator[str]:
+    runner = web.AppRunner(make_app(state), handler_cancellation=True, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def make_client(endpoint: str, session: aiohttp.ClientSession, clock: Clock) -> MakeClient:
+    def make(**overrides: Any) -> VodClient:
+        options: dict[str, Any] = {
+            "endpoint": endpoint,
+            "project_id": PROJECT,
+            "access_key": AK,
+            "secret_key": SK,
+            "clock": clock,
+        }
+        return VodClient(session, **(options | overrides))
+
+    return make
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> VodClient:
+    return make_client()
+
+
+async def test_show_asset_detail_returns_cover_and_snapshots(client: VodClient) -> None:
+    calls: list[VodCall] = []
+
+    detail = await client.show_asset_detail("a1", calls=calls)
+
+    assert detail.cover_urls == [COVER]
+    assert [snap.offset for snap in detail.snapshots("sample")] == [0, 12]
+    assert detail.thumbnail_info is not None
+    assert detail.thumbnail_info.thumbnail_status == ThumbnailStatus.THUMBNAIL_SUCCEED
+    [call] = calls
+    assert (call.operation, call.status, call.error_code) == ("show_asset_detail", 200, None)
+    assert call.request_id
+
+
+async def test_update_cover_trims_the_url_and_sets_the_cover(
+    client: VodClient, state: SimState
+) -> None:
+    snapshot = state.assets["a1"].snapshots["sample"][1].url
+
+    await client.update_cover(f"  {snapshot}\n")
+
+    assert state.assets["a1"].cover_source == snapshot
+
+
+async def test_update_cover_with_a_url_not_among_the_snapshots_is_permanent(
+    client: VodClient,
+) -> None:
+    with pytest.raises(VodPermanentError) as caught:
+        await client.update_cover("https://cdn.example.com/asset/a1/snapshot/sample/99.jpg")
+
+    assert caught.value.error_code == "VOD.10053"
+
+
+async def test_process_task_takes_snapshots_and_sets_the_cover_after_a_delay(
+    client: VodClient, state: SimState
+) -> None:
+    state.task_delay = 0.3
+    request = ProcessTaskRequest(
+        asset_id="a1", thumbnail=ThumbnailParams(type="dots", dots=[3, 7], cover_position=2)
+    )
+
+    started = await client.create_process_task(request)
+    running = await client.show_asset_detail("a1")
+    await state.settle()
+    done = await client.show_asset_detail("a1")
+
+    assert started.asset_id == "a1"
+    assert started.thumbnail_task_id
+    assert running.thumbnail_info is not None  # a1 has snapshots from an earlier task
+    assert running.thumbnail_info.thumbnail_status == ThumbnailStatus.THUMBNAILING
+    assert running.snapshots("dots") == []
+    assert [snap.offset for snap in done.snapshots("dots")] == [3, 7]
+    assert done.cover_urls == [state.cover_url("a1")]
+    assert state.assets["a1"].cover_source == done.snapshots("dots")[1].url
+
+
+async def test_a_first_task_runs_unseen_until_it_succeeds(
+    client: VodClient, state: SimState
+) -> None:
+    state.add_asset("a2")
+    state.task_delay = 0.3
+    request = ProcessTaskRequest(
+        asset_id="a2", thumbnail=ThumbnailParams(type="dots", dots=[3], cover_position=1)
+    )
+
+    await client.create_process_task(request)
+    running = await client.show_asset_detail("a2")
+    await state.settle()
+    done = await client.show_asset_detail("a2")
+
+    assert running.thumbnail_info is None  # VOD_API.md: absent until a task has succeeded
+    assert done.thumbnail_info is not None
+    assert done.thumbnail_info.thumbnail_status == ThumbnailStatus.THUMBNAIL_SUCCEED
+
+
+async def test_a_second_task_while_one_runs_is_retry_later(
+    client: VodClient, state: SimState
+) -> None:
+    state.task_delay = 5.0
+    request = ProcessTaskRequest(
+        asset_id="a1", thumbnail=ThumbnailParams(type="quantity", quantity=3)
+    )
+    await client.create_process_task(request)
+
+    with pytest.raises(VodRetryLater) as caught:
+        await client.create_process_task(request)
+
+    assert caught.value.error_code == "VOD.10080"
+
+
+async def test_a_failed_task_is_reported_to_on_task_done(
+    client: VodClient, state: SimState
+) -> None:
+    finished: list[TaskDone] = []
+
+    async def on_task_done(done: TaskDone) -> None:
+        finished.append(done)
+
+    state.task_failure_rate = 1.0
+    state.on_task_done = on_task_done
+    request = ProcessTaskRequest(asset_id="a1", thumbnail=ThumbnailParams(type="time", time=10))
+
+    await client.create_process_task(request)
+    await state.settle()
+
+    [done] = finished
+    assert (done.asset_id, done.succeeded, done.error_code) == ("a1", False, "VOD.10104")
+    assert state.assets["a1"].thumbnail_status == ThumbnailStatus.THUMBNAIL_FAILED
+
+
+async def test_unknown_asset_is_permanent_with_code_and_request_id(client: VodClient) -> None:
+    calls: list[VodCall] = []
+
+    with pytest.raises(VodPermanentError) as caught:
+        await client.show_asset_detail("nope", calls=calls)
+
+    assert (caught.value.status, caught.value.error_code) == (400, "VOD.10062")
+    assert caught.value.request_id is not None
+    assert calls[-1].request_id == caught.value.request_id
+    assert calls[-1].error_code == "VOD.10062"
+
+
+async def test_assets_are_created_on_demand_when_asked(client: VodClient, state: SimState) -> None:
+    state.create_on_demand = True
+
+    detail = await client.show_asset_detail("fresh")
+
+    assert detail.cover_urls == []
+    assert detail.snapshots("sample")
+
+
+async def test_a_wrong_secret_key_is_systemic(make_client: MakeClient) -> None:
+    client = make_client(secret_key="not-the-secret")
+
+    with pytest.raises(VodSystemicError) as caught:
+        await client.show_asset_detail("a1")
+
+    assert (caught.value.status, caught.value.error_code) == (401, "APIGW.0301")
+
+
+async def test_a_clock_16_minutes_off_is_systemic(make_client: MakeClient, clock: Clock) -> None:
+    client = make_client(clock=lambda: clock.now - 16 * 60)
+
+    with pytest.raises(VodSystemicError) as caught:
+        await client.show_asset_detail("a1")
+
+    assert caught.value.error_code == "APIGW.0303"
+
+
+async def test_five_wrong_signatures_lock_the_key_for_five_minutes(
+    make_client: MakeClient, client: VodClient, clock: Clock
+) -> None:
+    wrong = make_client(secret_key="not-the-secret")
+    for _ in range(5):
+        with pytest.raises(VodSystemicError):
+            await wrong.show_asset_detail("a1")
+
+    clock.now += 299
+    with pytest.raises(VodSystemicError) as caught:
+        await client.show_asset_detail("a1")
+    assert caught.value.error_code == "APIGW.0301"
+
+    clock.now += 2
+    assert (await client.show_asset_detail("a1")).asset_id == "a1"
+
+
+async def test_a_good_signature_resets_the_failure_count(
+    make_client: MakeClient, client: VodClient
+) -> None:
+    wrong = make_client(secret_key="not-the-secret")
+    for _ in range(4):
+        with pytest.raises(VodSystemicError):
+            await wrong.show_asset_detail("a1")
+    await client.show_asset_detail("a1")
+    with pytest.raises(VodSystemicError):
+        await wrong.show_asset_detail("a1")
+
+    assert (await client.show_asset_detail("a1")).asset_id == "a1"
+
+
+async def test_writes_over_quota_are_throttled_until_the_window_passes(
+    client: VodClient, state: SimState, clock: Clock
+) -> None:
+    state.quotas.writes_per_minute = 2
+    snapshot = state.assets["a1"].snapshots["sample"][0].url
+    await client.update_cover(snapshot)
+    await client.update_cover(snapshot)
+
+    with pytest.raises(VodThrottled) as caught:
+        await client.update_cover(snapshot)
+
+    assert (caught.value.status, caught.value.error_code) == (429, "APIG.0308")
+    assert state.throttled == 1
+    await client.show_asset_detail("a1")  # queries have their own quota
+    clock.now += 60
+    await client.update_cover(snapshot)
+
+
+async def test_an_injected_5xx_is_transient(client: VodClient, state: SimState) -> None:
+    state.faults.error_rate = 1.0
+
+    with pytest.raises(VodTransientError) as caught:
+        await client.show_asset_detail("a1")
+
+    assert (caught.value.status, caught.value.error_code) == (500, "VOD.10051")
+    assert state.count("show_asset_detail", "VOD.10051") == 1
+
+
+async def test_a_timeout_is_transient_and_keeps_its_cause(
+    make_client: MakeClient, state: SimState
+) -> None:
+    state.faults.timeout_rate = 1.0
+    state.faults.timeout_sleep = 2.0
+    client = make_client(timeout=0.2)
+    calls: list[VodCall] = []
+
+    with pytest.raises(VodTransientError) as caught:
+        await client.show_asset_detail("a1", calls=calls)
+
+    assert isinstance(caught.value.__cause__, TimeoutError)
+    assert calls[-1].status is None
+
+
+async def test_a_connection_reset_is_transient(client: VodClient, state: SimState) -> None:
+    state.faults.reset_rate = 1.0
+
+    with pytest.raises(VodTransientError) as caught:
+        await client.update_cover(state.assets["a1"].snapshots["sample"][0].url)
+
+    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectionError)
+    # aiohttp itself resends an idempotent request once after a dropped connection.
+    assert state.count("update_cover", "reset") >= 1
+
+
+async def test_token_auth_works(make_client: MakeClient) -> None:
+    client = make_client(access_key=None, secret_key=None, auth_token="iam-token")
+
+    assert (await client.show_asset_detail("a1")).asset_id == "a1"
+
+
+async def test_a_wrong_token_is_systemic(make_client: MakeClient) -> None:
+    client = make_client(access_key=None, secret_key=None, auth_token="stale-token")
+
+    with pytest.raises(VodSystemicError):
+        await client.show_asset_detail("a1")
+
+
+async def test_the_simulator_rejects_a_body_tampered_after_signing(
+    endpoint: str, session: aiohttp.ClientSession, clock: Clock
+) -> None:
+    path = f"/v1.0/{PROJECT}/asset/cover"
+    signed_body = json.dumps({"thumbnailUrl": "https://x/asset/a1/snapshot/sample/0.jpg"})
+    headers = sign(
+        "PUT",
+        endpoint.removeprefix("http://"),
+        path,
+        "",
+        {"Content-Type": "application/json", "X-Project-Id": PROJECT},
+        signed_body.encode(),
+        Credentials(AK, SecretStr(SK)),
+        datetime.fromtimestamp(clock.now, UTC),
+    )
+    tampered = signed_body.replace("0.jpg", "12.jpg").encode()
+
+    async with session.put(endpoint + path, data=tampered, headers=headers) as response:
+        body = await response.json()
+
+    assert response.status == 401
+    assert body["error_code"] == "APIGW.0301"
+    assert body["request_id"] == response.headers["X-Request-Id"]
+
+
+def test_repr_of_the_client_shows_no_secret(make_client: MakeClient) -> None:
+    signed = make_client()
+    token = make_client(access_key=None, secret_key=None, auth_token="iam-token-secret")
+
+    assert SK not in repr(signed)
+    assert "iam-token-secret" not in repr(token)
+
+
+async def test_run_simulator_serves_on_a_free_port_until_stopped(
+    session: aiohttp.ClientSession, state: SimState, clock: Clock
+) -> None:
+    server = await run_simulator("127.0.0.1", 0, state)
+    client = VodClient(
+        session, endpoint=server.url, project_id=PROJECT, access_key=AK, secret_key=SK, clock=clock
+    )
+    try:
+        assert (await client.show_asset_detail("a1")).asset_id == "a1"
+    finally:
+        await server.stop()
+
+    with pytest.raises(VodTransientError):
+        await client.show_asset_detail("a1")
+
+
+def test_the_client_needs_exactly_one_way_to_authenticate(session: aiohttp.ClientSession) -> None:
+    with pytest.raises(ValueError, match="either"):
+        VodClient(session, endpoint="http://x", project_id=PROJECT, access_key=AK)
+    with pytest.raises(ValueError, match="either"):
+        VodClient(
+            session,
+            endpoint="http://x",
+            project_id=PROJECT,
+            access_key=AK,
+            secret_key=SK,
+            auth_token="t",
+        )

@@ -1,0 +1,47 @@
+"""consumer.watchdog.Watchdog: handler time limits with one timer for all calls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from consumer.dispatch.watchdog import Watchdog
+
+
+async def test_a_call_past_its_limit_raises_timeout_error_and_leaves_the_task_uncancelled() -> None:
+    watchdog = Watchdog(timeout=0.02)
+
+    with pytest.raises(TimeoutError, match=r"past its 0\.02s limit"), watchdog.watch():
+        await asyncio.Event().wait()
+
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0  # the task goes on normally
+    await asyncio.sleep(0)  # and can still await
+
+
+async def test_a_call_within_its_limit_is_untouched_and_forgotten() -> None:
+    watchdog = Watchdog(timeout=5)
+
+    with watchdog.watch():
+        await asyncio.sleep(0)
+
+    assert watchdog._deadlines == {}  # nothing left to patrol
+
+
+async def test_a_cancellation_from_elsewhere_still_propagates() -> None:
+    watchdog = Watchdog(timeout=5)
+    started = asyncio.Event()
+
+    async def call() -> None:
+        with watchdog.watch():
+            started.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(call())
+    await started.wait()
+    task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await task
