@@ -142,7 +142,12 @@ def _vod(
     else:
         auth = {"auth_token": vod.auth_token}
     client = VodClient(
-        http, endpoint=vod.endpoint, project_id=vod.project_id, timeout=vod.timeout, **auth
+        http,
+        endpoint=vod.endpoint,
+        project_id=vod.project_id,
+        timeout=vod.timeout,
+        clock=clock,
+        **auth,
     )
     circuit = Circuit(
         lambda: client.show_asset_detail(PROBE_ASSET, ("base_info",)),
@@ -157,4 +162,5 @@ def _vod(
         QuotaWindow(vod.write_quota_per_minute, clock=clock, window=vod.quota_window),
         QuotaWindow(vod.query_quota_per_minute, clock=clock, window=vod.quota_window),
         vod.max_concurrent_calls,
+        clock=clock,
     )

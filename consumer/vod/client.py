@@ -8,8 +8,7 @@ what it asked VOD on its outcome line. The client keeps no state between calls.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -20,6 +19,7 @@ import pydantic
 from pydantic import SecretStr
 from yarl import URL
 
+from consumer.clock import SYSTEM_CLOCK, Clock
 from consumer.vod.errors import VodTransientError, classify
 from consumer.vod.models import (
     AssetDetail,
@@ -72,7 +72,7 @@ class VodClient:
         secret_key: str | SecretStr | None = None,
         auth_token: str | SecretStr | None = None,
         timeout: float = 10.0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._credentials: Credentials | None = None
         self._token: SecretStr | None = None
@@ -140,16 +140,16 @@ class VodClient:
         headers = self._headers(method, path, query, body)
         # encoded=True: the query is already canonical and must go out byte for byte.
         url = URL(f"{self._endpoint}{path}" + (f"?{query}" if query else ""), encoded=True)
-        started = time.perf_counter()
+        started = self._clock.monotonic()
         try:
             status, request_id, content = await self._send(method, url, headers, body)
         except (TimeoutError, aiohttp.ClientError) as exc:
-            _record(calls, operation, None, None, None, started)
+            self._record(calls, operation, None, None, None, started)
             kind = "timed out" if isinstance(exc, TimeoutError) else "connection failed"
             raise VodTransientError(None, f"{operation} {kind}", None) from exc
         error = classify(status, _json_object(content), request_id) if status >= 300 else None
         code = error.error_code if error is not None else None
-        _record(calls, operation, status, code, request_id, started)
+        self._record(calls, operation, status, code, request_id, started)
         if error is not None:
             raise error
         return content
@@ -178,21 +178,21 @@ class VodClient:
             headers,
             body,
             self._credentials,
-            datetime.fromtimestamp(self._clock(), UTC),
+            datetime.fromtimestamp(self._clock.wall(), UTC),
         )
 
-
-def _record(
-    calls: list[VodCall] | None,
-    operation: str,
-    status: int | None,
-    error_code: str | None,
-    request_id: str | None,
-    started: float,
-) -> None:
-    if calls is not None:
-        elapsed = round((time.perf_counter() - started) * 1000, 1)
-        calls.append(VodCall(operation, status, error_code, request_id, elapsed))
+    def _record(
+        self,
+        calls: list[VodCall] | None,
+        operation: str,
+        status: int | None,
+        error_code: str | None,
+        request_id: str | None,
+        started: float,
+    ) -> None:
+        if calls is not None:
+            elapsed = round((self._clock.monotonic() - started) * 1000, 1)
+            calls.append(VodCall(operation, status, error_code, request_id, elapsed))
 
 
 def _secret(value: str | SecretStr) -> SecretStr:

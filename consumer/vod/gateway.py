@@ -10,11 +10,11 @@ cannot fail 5 times in a row before the circuit stops the rest.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from consumer import metrics
+from consumer.clock import SYSTEM_CLOCK, Clock
 from consumer.vod.circuit import Circuit, CircuitOpen
 from consumer.vod.client import Category, VodCall, VodClient
 from consumer.vod.errors import VodError, VodSystemicError, VodThrottled
@@ -34,8 +34,10 @@ class GuardedVod:
         writes: QuotaWindow,
         queries: QuotaWindow,
         max_concurrent: int,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._client = client
+        self._clock = clock
         self.circuit = circuit
         self.writes = writes
         self.queries = queries
@@ -84,7 +86,7 @@ class GuardedVod:
         async with self._slots:
             if self.circuit.is_open:
                 raise CircuitOpen(None, self.circuit.reason, None)
-            began = time.perf_counter()
+            began = self._clock.monotonic()
             result = "ok"
             try:
                 answer = await call()
@@ -98,7 +100,7 @@ class GuardedVod:
                 raise
             finally:
                 metrics.VOD_REQUESTS.labels(operation, result).inc()
-                metrics.VOD_SECONDS.labels(operation).observe(time.perf_counter() - began)
+                metrics.VOD_SECONDS.labels(operation).observe(self._clock.monotonic() - began)
         if self._unproven:
             for _ in range(self._unproven):
                 self._slots.release()

@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from consumer.devtools.simulator.app import make_app, run_simulator
+from consumer.testing import ManualClock
 from consumer.testing.vodsim import SimState, TaskDone
 from consumer.vod.client import VodCall, VodClient
 from consumer.vod.errors import (
@@ -31,28 +32,22 @@ AK, SK = "AK-TEST", "sk-very-secret-value"
 COVER = "https://cdn.example.com/asset/a1/cover/Cover0.jpg"
 
 
-class Clock:
-    """The injected clock shared by the simulator and the clients (epoch seconds)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 21, 10, 0, tzinfo=UTC).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 MakeClient = Callable[..., VodClient]
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(wall_start=datetime(2026, 11, 21, 10, 0, tzinfo=UTC).timestamp())
 
 
 @pytest.fixture
-def state(clock: Clock) -> SimState:
+def state(clock: ManualClock) -> SimState:
     state = SimState(
-        project_id=PROJECT, keys={AK: SK}, tokens={"iam-token"}, clock=clock, rng=random.Random(7)
+        project_id=PROJECT,
+        keys={AK: SK},
+        tokens={"iam-token"},
+        clock=clock.wall,
+        rng=random.Random(7),
     )
     state.add_asset("a1", cover=COVER, snapshots=[0, 12])
     return state
@@ -75,7 +70,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def make_client(endpoint: str, session: aiohttp.ClientSession, clock: Clock) -> MakeClient:
+def make_client(endpoint: str, session: aiohttp.ClientSession, clock: ManualClock) -> MakeClient:
     def make(**overrides: Any) -> VodClient:
         options: dict[str, Any] = {
             "endpoint": endpoint,
@@ -234,8 +229,10 @@ async def test_a_wrong_secret_key_is_systemic(make_client: MakeClient) -> None:
     assert (caught.value.status, caught.value.error_code) == (401, "APIGW.0301")
 
 
-async def test_a_clock_16_minutes_off_is_systemic(make_client: MakeClient, clock: Clock) -> None:
-    client = make_client(clock=lambda: clock.now - 16 * 60)
+async def test_a_clock_16_minutes_off_is_systemic(
+    make_client: MakeClient, clock: ManualClock
+) -> None:
+    client = make_client(clock=ManualClock(wall_start=clock.wall() - 16 * 60))
 
     with pytest.raises(VodSystemicError) as caught:
         await client.show_asset_detail("a1")
@@ -244,7 +241,7 @@ async def test_a_clock_16_minutes_off_is_systemic(make_client: MakeClient, clock
 
 
 async def test_five_wrong_signatures_lock_the_key_for_five_minutes(
-    make_client: MakeClient, client: VodClient, clock: Clock
+    make_client: MakeClient, client: VodClient, clock: ManualClock
 ) -> None:
     wrong = make_client(secret_key="not-the-secret")
     for _ in range(5):
@@ -275,7 +272,7 @@ async def test_a_good_signature_resets_the_failure_count(
 
 
 async def test_writes_over_quota_are_throttled_until_the_window_passes(
-    client: VodClient, state: SimState, clock: Clock
+    client: VodClient, state: SimState, clock: ManualClock
 ) -> None:
     state.quotas.writes_per_minute = 2
     snapshot = state.assets["a1"].snapshots["sample"][0].url
@@ -342,7 +339,7 @@ async def test_a_wrong_token_is_systemic(make_client: MakeClient) -> None:
 
 
 async def test_the_simulator_rejects_a_body_tampered_after_signing(
-    endpoint: str, session: aiohttp.ClientSession, clock: Clock
+    endpoint: str, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     path = f"/v1.0/{PROJECT}/asset/cover"
     signed_body = json.dumps({"thumbnailUrl": "https://x/asset/a1/snapshot/sample/0.jpg"})
@@ -354,7 +351,7 @@ async def test_the_simulator_rejects_a_body_tampered_after_signing(
         {"Content-Type": "application/json", "X-Project-Id": PROJECT},
         signed_body.encode(),
         Credentials(AK, SecretStr(SK)),
-        datetime.fromtimestamp(clock.now, UTC),
+        datetime.fromtimestamp(clock.wall(), UTC),
     )
     tampered = signed_body.replace("0.jpg", "12.jpg").encode()
 
@@ -375,7 +372,7 @@ def test_repr_of_the_client_shows_no_secret(make_client: MakeClient) -> None:
 
 
 async def test_run_simulator_serves_on_a_free_port_until_stopped(
-    session: aiohttp.ClientSession, state: SimState, clock: Clock
+    session: aiohttp.ClientSession, state: SimState, clock: ManualClock
 ) -> None:
     server = await run_simulator("127.0.0.1", 0, state)
     client = VodClient(
