@@ -21,6 +21,7 @@ from structlog.typing import EventDict
 from consumer.config import ConsumerSettings
 from consumer.engine.loop import Engine
 from consumer.engine.work import Work
+from consumer.hold import Reason
 from consumer.testing import ManualClock
 from tests.fakes import FakeSource, cover_event
 
@@ -50,6 +51,8 @@ class Processor:
         self._gates: dict[Coord, asyncio.Event] = {}
         self._started: dict[Coord, asyncio.Event] = {}
         self._finished: dict[Coord, asyncio.Event] = {}
+        #: Records whose processing raises once it finished (a pipeline that broke).
+        self.raises: set[Coord] = set()
 
     def hold(self, *coords: Coord) -> None:
         for coord in coords:
@@ -89,6 +92,8 @@ class Processor:
             self.running[work.key] -= 1
         self.finished.append(coord)
         self._finished.setdefault(coord, asyncio.Event()).set()
+        if coord in self.raises:
+            raise RuntimeError("processing failed")
 
 
 @dataclass
@@ -519,3 +524,25 @@ async def test_shutdown_with_a_stuck_handler_gives_up_within_the_timeout(
     assert (released["offset"], released["reason"]) == (1, "shutdown timeout")
     assert rig.source.commits == [{TP0: 1}]
     assert rig.engine.in_flight == 0
+
+
+# -- never a silent ack ------------------------------------------------------------------
+
+
+async def test_a_record_whose_processing_raises_is_never_committed_and_holds_the_loop(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig(partitions=(TP0, TP1))
+    rig.process.raises.add((0, 1))  # as if even its dead-letter write failed
+    rig.add("a", "b", "c")
+    rig.add("d", tp=TP1)
+    await rig.step()
+    await rig.process.wait_finished((0, 2), (1, 0))
+    rig.clock.advance(1)
+    await rig.empty_step()
+
+    assert rig.source.commits == [{TP0: 1, TP1: 1}]  # past (1, 0), never past (0, 1)
+    [stuck] = rig.events("record_stuck")
+    assert (stuck["partition"], stuck["offset"], stuck["log_level"]) == (0, 1, "critical")
+    assert Reason.STUCK in rig.engine.hold
+    assert rig.source.paused == {TP0, TP1}  # nothing new is taken

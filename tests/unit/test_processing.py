@@ -347,3 +347,36 @@ async def test_only_the_very_last_possible_call_is_marked_as_the_last_try(
     await piped.process(make_work(from_last_tier))
 
     assert seen == [(1, False), (2, False), (5, False), (6, True)]
+
+
+class BrokenRouter(Router):
+    """A bug in the pipeline's own code path: routing raises."""
+
+    def route(self, event: Event) -> None:
+        raise KeyError("route table corrupted")
+
+
+async def test_an_error_of_the_pipeline_itself_dead_letters_the_record_with_the_reason(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    sink = FakeSink()
+    piped = Pipeline(
+        BrokenRouter([]),
+        clients,
+        structlog.get_logger(),
+        side_topics(sink),
+        RetrySettings(),
+        clock=ManualClock(),
+    )
+
+    outcome = await piped.process(work(cover_event("a1")))
+
+    assert outcome.kind == "dead_lettered"
+    assert outcome.reason == "internal error: KeyError: 'route table corrupted'"
+    [(topic, _, value, headers)] = sink.sent
+    assert topic == "vod-cover-events.dlq"
+    assert value == cover_event("a1")
+    assert headers["cc-error"] == "KeyError"
+    line = outcome_line(logs)
+    assert (line["outcome"], line["log_level"]) == ("dead_lettered", "error")
+    assert "failed" not in {entry.get("outcome") for entry in logs}
