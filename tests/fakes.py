@@ -219,16 +219,17 @@ class FakeSink:
     """The ``consumer.sink.Sink`` contract in memory: every write is acknowledged at once."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes | None, dict[str, str]]] = []
+        self.sent: list[tuple[str, bytes | None, bytes | None, dict[str, str | None]]] = []
 
     async def send(
         self,
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
+        headers: Sequence[tuple[str, bytes | None]],
     ) -> None:
-        self.sent.append((topic, key, value, {k: v.decode() for k, v in headers}))
+        decoded = {k: v.decode() if v is not None else None for k, v in headers}
+        self.sent.append((topic, key, value, decoded))
 
 
 def make_work(record: FakeRecord) -> Work:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -229,3 +230,57 @@ def json_lines(text: str) -> list[dict[str, Any]]:
         assert isinstance(value, dict), line
         parsed.append(value)
     return parsed
+
+
+# Run with AIOKAFKA_NO_EXTENSIONS=1: aiokafka's pure-Python batch builder asks each header
+# key for its bytes with key.encode(), so a str subclass can hand it bytes that are not UTF-8.
+_RAW_PRODUCER = """
+import asyncio, json, sys
+from aiokafka import AIOKafkaProducer
+
+class RawKey(str):
+    def encode(self, *args, **kwargs):
+        return bytes.fromhex(self)
+
+async def main():
+    spec = json.load(sys.stdin)
+    producer = AIOKafkaProducer(bootstrap_servers=spec["bootstrap"], linger_ms=200, acks="all")
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(
+                spec["topic"],
+                bytes.fromhex(value),
+                partition=0,
+                headers=[(RawKey(k), bytes.fromhex(v)) for k, v in headers],
+            )
+            for value, headers in spec["records"]
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+asyncio.run(main())
+"""
+
+
+def produce_raw_header_keys(
+    bootstrap: str, topic: str, records: list[tuple[bytes, list[tuple[bytes, bytes]]]]
+) -> None:
+    """Produce ``(value, [(header key bytes, value bytes)])`` records to partition 0 in one
+    batch, header keys written as the raw bytes given (e.g. not UTF-8)."""
+    spec = {
+        "bootstrap": bootstrap,
+        "topic": topic,
+        "records": [
+            (value.hex(), [(k.hex(), v.hex()) for k, v in headers]) for value, headers in records
+        ],
+    }
+    subprocess.run(
+        [sys.executable, "-c", _RAW_PRODUCER],
+        input=json.dumps(spec),
+        text=True,
+        env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
+        check=True,
+        timeout=60,
+    )

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from consumer.errors import RecordError
+from consumer.errors import InvalidRecord, RecordError
 from consumer.events import Event, decode
 from consumer.kafka.source import Record
+from consumer.redelivery.headers import unreadable
 
 __all__ = ["Payload", "describe", "prepare"]
 
@@ -18,6 +19,8 @@ Payload = Event | RecordError
 
 def prepare(record: Record) -> tuple[str | None, Payload]:
     """``(asset id or None, payload)``; without an asset id the engine keys by record key."""
+    if record.headers and (why := unreadable(record.headers)) is not None:
+        return None, InvalidRecord(why)
     try:
         event = decode(record.value)
     except RecordError as exc:

@@ -7,12 +7,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from consumer.kafka import lenient
+
 __all__ = ["read_topic"]
 
 
 async def read_topic(options: dict[str, Any], topic: str) -> AsyncIterator[Any]:
     """Every record of ``topic`` from its beginning to its end as of now, without a group
     (operator tools, the demo, tests). ``options``: at least ``bootstrap_servers``."""
+    lenient.install()
     consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
     await consumer.start()
     try:

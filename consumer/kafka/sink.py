@@ -25,7 +25,7 @@ class Sink(Protocol):
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
+        headers: Sequence[tuple[str, bytes | None]],
     ) -> None:
         """Return once the record is durably written; never give up (cancel to stop)."""
         ...
@@ -53,7 +53,7 @@ class KafkaSink:
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
+        headers: Sequence[tuple[str, bytes | None]],
     ) -> None:
         delay = 0.1
         while True:

@@ -13,6 +13,8 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from consumer.kafka import lenient
+
 __all__ = ["KafkaSource", "Record", "Source", "TopicPartition"]
 
 RebalanceCallback = Callable[[Collection[TopicPartition]], Awaitable[None]]
@@ -34,7 +36,10 @@ class Record(Protocol):
     @property
     def timestamp(self) -> int: ...
     @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+    def headers(self) -> Sequence[tuple[str, bytes | None]]:
+        """Kafka allows a header without a value (None); a key that is not UTF-8 arrives
+        decoded with ``surrogateescape`` (see ``lenient``)."""
+        ...
 
 
 class Source(Protocol):
@@ -66,6 +71,7 @@ class KafkaSource:
     """A ``Source`` over one ``AIOKafkaConsumer`` subscribed to the main and retry topics."""
 
     def __init__(self, consumer: AIOKafkaConsumer, topics: Sequence[str]) -> None:
+        lenient.install()  # one record aiokafka cannot decode must not stop a partition
         self._consumer = consumer
         self._topics = list(topics)
 

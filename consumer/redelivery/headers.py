@@ -1,7 +1,8 @@
 """Kafka headers the daemon writes on retried, dead-lettered and replayed records.
 
-A record keeps its original value bytes wherever it goes; everything the daemon
-knows about its history travels in these headers.
+A record keeps its original value bytes and its original headers wherever it goes;
+everything the daemon knows about its history travels beside them in ``cc-*`` headers,
+a namespace the daemon owns: a record's own ``cc-*`` headers are rewritten on each hop.
 """
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["Trail", "due_at", "header"]
+__all__ = ["OURS", "Trail", "carried", "due_at", "header", "unreadable"]
+
+OURS = "cc-"
+# A header key that is not UTF-8 cannot be written back as it was: it travels renamed,
+# its bytes in hex in the new name (``cc-invalid-key-fffe``), its value unchanged.
+INVALID_KEY = "cc-invalid-key-"
 
 ATTEMPT = "cc-attempt"
 STEP = "cc-step"
@@ -27,14 +33,48 @@ GROUP = "cc-group"
 HOST = "cc-host"
 REPLAY_OF = "cc-replay-of"
 
-Headers = Sequence[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes | None]]
 
 
 def header(headers: Headers | None, name: str) -> str | None:
+    """The first ``name`` header's value as text; None when absent or without a value."""
     for key, value in headers or ():
         if key == name:
-            return value.decode("utf-8", "replace")
+            return value.decode("utf-8", "replace") if value is not None else None
     return None
+
+
+def carried(headers: Headers | None) -> list[tuple[str, bytes | None]]:
+    """A record's own headers as they travel on: ours dropped (the caller writes them
+    anew), keys that are not UTF-8 renamed so the producer can write them."""
+    kept: list[tuple[str, bytes | None]] = []
+    for key, value in headers or ():
+        if _is_utf8(key):
+            if not key.startswith(OURS):
+                kept.append((key, value))
+        else:
+            kept.append((INVALID_KEY + key.encode("utf-8", "surrogateescape").hex(), value))
+    return kept
+
+
+def unreadable(headers: Headers | None) -> str | None:
+    """Why these headers cannot be taken as they are, or None: a key that is not UTF-8,
+    or one of ours without a value (a ``cc-*`` header is never written empty)."""
+    for key, value in headers or ():
+        if not _is_utf8(key):
+            raw = key.encode("utf-8", "surrogateescape")
+            return f"header key is not UTF-8: {raw[:64]!r}"
+        if value is None and key.startswith(OURS):
+            return f"header {key} has no value"
+    return None
+
+
+def _is_utf8(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def due_at(headers: Headers | None) -> float | None:

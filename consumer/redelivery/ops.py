@@ -67,6 +67,8 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
     reason: str
+    #: The record's own headers (``cc-*`` history dropped): what a replay restores.
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
     @property
     def coordinates(self) -> str:
@@ -123,7 +125,10 @@ async def dlq_replay(
         for letter in chosen:
             marker = f"{topology.dead_letter}/{letter.coordinates}".encode()
             await producer.send_and_wait(
-                topology.main, letter.value, key=letter.key, headers=[(h.REPLAY_OF, marker)]
+                topology.main,
+                letter.value,
+                key=letter.key,
+                headers=[*letter.headers, (h.REPLAY_OF, marker)],
             )
             await producer.send_and_wait(
                 topology.replays,
@@ -153,6 +158,7 @@ async def _dead_letters(settings: Settings) -> AsyncIterator[DeadLetter]:
             record.key,
             record.value,
             h.header(record.headers, h.REASON) or "(no reason header)",
+            tuple(h.carried(record.headers)),
         )
 
     dead_letter = Topology.from_settings(settings).dead_letter

@@ -1,7 +1,8 @@
 """Writing a record to a retry tier or to the dead-letter topic, with its history in headers.
 
-The value bytes are the record's own, unchanged, so a replay or a later tier sees
-exactly what VOD sent.
+The key, value and headers are the record's own, unchanged (``cc-*`` history beside them),
+so a later tier or a replay sees exactly what was sent: trace context, tenant headers and
+CloudEvents attributes included.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class SideTopics:
             record.key,
             record.value,
             [
+                *h.carried(record.headers),
                 *trail.origin_headers(),
                 (h.ATTEMPT, str(attempt).encode()),
                 (h.STEP, str(step).encode()),
@@ -80,6 +82,7 @@ class SideTopics:
             record.key,
             record.value,
             [
+                *h.carried(record.headers),
                 *trail.origin_headers(),
                 (h.REASON, reason.encode()),
                 (h.ERROR, (error or "").encode()),

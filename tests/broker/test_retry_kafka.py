@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
+from aiokafka import AIOKafkaProducer
 from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
 from consumer import DONE, Context, Event, Outcome
 from consumer.devtools.broker import create_topic
 from consumer.outcomes import Handover, Retry
+from consumer.redelivery.ops import dlq_replay
 from tests.support import (
     committed,
     cover_event,
@@ -190,3 +193,40 @@ async def test_the_guard_trips_on_a_flood_of_failures_and_commits_nothing_past_i
     assert len(await read_topic(bootstrap, f"{name}.dlq")) == 9
     assert held >= 1  # the tenth waits, unwritten
     assert (await committed(bootstrap, name, name, 1))[0] == 9
+
+
+async def test_original_headers_travel_through_tiers_and_the_dlq_and_a_replay_restores_them(
+    bootstrap: str, name: str
+) -> None:
+    await create_topic(bootstrap, name, 1)
+    own = [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    own += [("tenant", b"acme"), ("ce_type", b"com.huawei.vod.cover")]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(name, cover_event("h1"), key=b"h1", partition=0, headers=own)
+    finally:
+        await producer.stop()
+
+    async def never(event: Event, ctx: Context) -> Outcome:
+        return Retry("not yet")
+
+    settings = settings_for(
+        bootstrap, name, "never", retry={**FAST_RETRY, "tiers": [{"delay": 0.5}]}
+    )
+    with capture_logs() as logs:
+        async with in_process(settings, {"never": never}):
+            await until(lambda: any(o["outcome"] == "dead_lettered" for o in outcomes(logs)))
+
+    [tiered] = await read_topic(bootstrap, f"{name}.retry.0.5s")
+    [letter] = await read_topic(bootstrap, f"{name}.dlq")
+    for record in (tiered, letter):
+        assert [(k, v) for k, v in record.headers if not k.startswith("cc-")] == own
+    assert header_map(letter)["cc-reason"] == "retries exhausted: not yet"
+
+    await dlq_replay(settings, io.StringIO())
+
+    replayed = (await read_topic(bootstrap, name))[-1]
+    assert (replayed.key, replayed.value) == (b"h1", cover_event("h1"))
+    assert [(k, v) for k, v in replayed.headers if k != "cc-replay-of"] == own
+    assert header_map(replayed)["cc-replay-of"].startswith(f"{name}.dlq/")

@@ -1,0 +1,88 @@
+"""Records a sender chose to make hard, against a daemon process on the real broker: each
+gets a final outcome, the daemon keeps going, and nothing around them is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from consumer.devtools.broker import create_topic
+from tests.support import (
+    committed,
+    cover_event,
+    daemon_config,
+    header_map,
+    produce,
+    produce_raw_header_keys,
+    read_topic,
+    start_daemon,
+)
+
+
+def test_a_binary_header_key_is_dead_lettered_and_its_batch_neighbours_processed(
+    bootstrap: str, name: str, tmp_path: Path
+) -> None:
+    asyncio.run(create_topic(bootstrap, name, 1))
+    bad = cover_event("bad")
+    produce_raw_header_keys(
+        bootstrap,
+        name,
+        [
+            (cover_event("before"), []),
+            (bad, [(b"\xff\xfe", b"v"), (b"traceparent", b"00-abc-def-01")]),
+            (cover_event("after"), [(b"tenant", b"t1")]),
+        ],
+    )
+    config = daemon_config(tmp_path, bootstrap, name, name, "log")
+    daemon = start_daemon(config, tmp_path / "d.log")
+    daemon.wait_for(lambda: len(daemon.outcomes()) == 3, 60, "three outcomes")
+    daemon.wait_for(
+        lambda: asyncio.run(committed(bootstrap, name, name, 1))[0] == 3, 30, "the commit"
+    )
+    code, _ = daemon.terminate()
+
+    by_asset = {line["asset_id"]: line for line in daemon.outcomes()}
+    assert by_asset["before"]["outcome"] == by_asset["after"]["outcome"] == "done"
+    [dead] = [line for line in daemon.outcomes() if line["outcome"] == "dead_lettered"]
+    assert dead["offset"] == 1
+    assert dead["reason"] == "header key is not UTF-8: b'\\xff\\xfe'"
+    assert daemon.events("fatal_error") == []
+    assert code == 0
+    [letter] = asyncio.run(read_topic(bootstrap, f"{name}.dlq"))
+    assert letter.value == bad  # the raw bytes are kept
+    headers = dict(letter.headers)
+    assert headers["cc-invalid-key-fffe"] == b"v"  # the key's bytes, in hex, and its value
+    assert headers["traceparent"] == b"00-abc-def-01"
+
+
+def test_a_null_history_header_is_dead_lettered_with_the_reason_never_failed(
+    bootstrap: str, name: str, tmp_path: Path
+) -> None:
+    asyncio.run(create_topic(bootstrap, name, 1))
+
+    async def send() -> None:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                name, cover_event("null"), partition=0, headers=[("cc-origin-topic", None)]
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    asyncio.run(produce(bootstrap, name, [(None, cover_event("next"), 0)]))
+    config = daemon_config(tmp_path, bootstrap, name, name, "log")
+    daemon = start_daemon(config, tmp_path / "d.log")
+    daemon.wait_for(lambda: len(daemon.outcomes()) == 2, 60, "two outcomes")
+    daemon.terminate()
+
+    outcomes = {line["offset"]: line for line in daemon.outcomes()}
+    assert outcomes[0]["outcome"] == "dead_lettered"
+    assert outcomes[0]["reason"] == "header cc-origin-topic has no value"
+    assert outcomes[1]["outcome"] == "done"
+    assert "failed" not in {line["outcome"] for line in daemon.outcomes()}
+    [letter] = asyncio.run(read_topic(bootstrap, f"{name}.dlq"))
+    assert header_map(letter)["cc-reason"] == "header cc-origin-topic has no value"

@@ -1,0 +1,31 @@
+"""consumer.redelivery.headers: reading history headers, carrying a record's own ones."""
+
+from __future__ import annotations
+
+from consumer.redelivery.headers import Trail, carried, due_at, header, unreadable
+
+BINARY_KEY = b"\xff\xfe".decode("utf-8", "surrogateescape")  # as the lenient reader hands it
+
+
+def test_a_header_without_a_value_reads_as_absent() -> None:
+    headers = [("cc-due-ms", None), ("cc-origin-topic", None)]
+
+    assert header(headers, "cc-due-ms") is None
+    assert due_at(headers) is None
+    assert Trail.of("t", 1, 2, 3, headers) == Trail("t", 1, 2, 3)
+
+
+def test_carried_keeps_a_records_own_headers_in_order_and_drops_ours() -> None:
+    headers = [("traceparent", b"00-x"), ("cc-attempt", b"3"), ("tenant", None)]
+
+    assert carried(headers) == [("traceparent", b"00-x"), ("tenant", None)]
+
+
+def test_carried_renames_a_key_that_is_not_utf8_keeping_its_bytes_and_value() -> None:
+    assert carried([(BINARY_KEY, b"v")]) == [("cc-invalid-key-fffe", b"v")]
+
+
+def test_unreadable_names_a_binary_key_or_an_empty_history_header() -> None:
+    assert unreadable([("tenant", None), ("traceparent", b"x")]) is None
+    assert unreadable([(BINARY_KEY, b"v")]) == "header key is not UTF-8: b'\\xff\\xfe'"
+    assert unreadable([("cc-step", None)]) == "header cc-step has no value"
