@@ -28,11 +28,11 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor, Wrapped
 
 from consumer.config import LogSettings
 
-__all__ = ["MASK", "add_secret", "configure", "flush", "get_logger"]
+__all__ = ["MASK", "add_secret", "configure", "flush", "get_logger", "scrub"]
 
 MASK = "**********"
-# Each secret as it may appear in a rendered line: raw, JSON-escaped, repr-escaped.
-# Longest first, so a secret that contains another is masked whole.
+# Each secret as it may appear in a rendered line (see ``_forms``). Longest first, so a
+# secret that contains another is masked whole.
 _secrets: list[bytes] = []
 
 
@@ -40,8 +40,29 @@ def add_secret(value: str) -> None:
     """Scrub this value from every line from now on (e.g. a token obtained at run time)."""
     if len(value) < 4:  # shorter values would mask ordinary words
         return
-    forms = {value.encode(), orjson.dumps(value)[1:-1], repr(value)[1:-1].encode()}
-    _secrets[:] = sorted(set(_secrets) | forms, key=len, reverse=True)
+    _secrets[:] = sorted(set(_secrets) | _forms(value), key=len, reverse=True)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every known secret masked: for what the daemon writes outside the log
+    (headers of the records it produces, the operator tools' reports)."""
+    data = text.encode("utf-8", "surrogateescape")
+    for secret in _secrets:
+        if secret in data:
+            data = data.replace(secret, _MASK_BYTES)
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _forms(value: str) -> set[bytes]:
+    """The secret as text, as Python's repr of it as text or as UTF-8 bytes (how a
+    library logs a struct holding it, e.g. aiokafka's SASL/PLAIN payload at DEBUG), with
+    either quote escaped, and each of those again as a JSON string holds it."""
+    reprs = {repr(value)[1:-1], repr(value.encode())[2:-1]}
+    # Inside a larger repr the delimiter may be the other quote: ' escaped or not.
+    reprs |= {form.replace("\\'", "'") for form in reprs}
+    reprs |= {form.replace("'", "\\'") for form in reprs if "\\'" not in form}
+    texts = {value, *reprs}
+    return {text.encode() for text in texts} | {orjson.dumps(text)[1:-1] for text in texts}
 
 
 def get_logger(**context: Any) -> FilteringBoundLogger:
@@ -88,6 +109,7 @@ def _route_stdlib(
     chain: list[Processor], exceptions: Processor, renderer: Processor, level: int
 ) -> None:
     handler = _SinkHandler()
+    handler.addFilter(_withhold_auth)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*chain, structlog.stdlib.ExtraAdder()],
@@ -192,6 +214,17 @@ class _Sink:
                 self.stream.flush()  # text written around us (print) stays in order
                 binary.write(data)
                 binary.flush()
+
+
+def _withhold_auth(record: logging.LogRecord) -> bool:
+    """aiokafka logs every request at DEBUG, SASL authentication ones with their payload
+    (user and password): those arguments never reach a line, whatever the scrubber knows."""
+    if record.name.startswith("aiokafka") and isinstance(record.args, tuple):
+        record.args = tuple(
+            "<SASL exchange withheld>" if "Sasl" in type(arg).__name__ else arg
+            for arg in record.args
+        )
+    return True
 
 
 class _SinkHandler(logging.Handler):

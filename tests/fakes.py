@@ -16,6 +16,7 @@ from consumer.engine.offsets import PartitionOffsets
 from consumer.engine.work import Work
 from consumer.events import Event
 from consumer.handlers import Context
+from consumer.kafka.sink import RecordTooLarge
 from consumer.kafka.source import Record
 from consumer.outcomes import DONE, Outcome
 from consumer.redelivery.guard import DeadLetterGuard
@@ -41,7 +42,7 @@ class FakeRecord:
     key: bytes | None
     value: bytes | None
     timestamp: int = 0
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 class FakeSource:
@@ -216,9 +217,14 @@ NOT_CALLABLE = 42
 
 
 class FakeSink:
-    """The ``consumer.sink.Sink`` contract in memory: every write is acknowledged at once."""
+    """The ``consumer.kafka.sink.Sink`` contract in memory: every write that fits is
+    acknowledged at once; one larger than ``max_request_size`` is refused as the
+    producer refuses it."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_request_size: int = 1_048_576) -> None:
+        self.max_request_size = max_request_size
+        #: Writes refused for their size.
+        self.refused = 0
         self.sent: list[tuple[str, bytes | None, bytes | None, dict[str, str | None]]] = []
 
     async def send(
@@ -228,6 +234,11 @@ class FakeSink:
         value: bytes | None,
         headers: Sequence[tuple[str, bytes | None]],
     ) -> None:
+        size = len(key or b"") + len(value or b"")
+        size += sum(len(k.encode()) + len(v or b"") for k, v in headers)
+        if size > self.max_request_size:
+            self.refused += 1
+            raise RecordTooLarge(f"{topic}: {size} bytes")
         decoded = {k: v.decode() if v is not None else None for k, v in headers}
         self.sent.append((topic, key, value, decoded))
 

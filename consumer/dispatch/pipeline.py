@@ -166,7 +166,7 @@ class Pipeline:
                 return decision.outcome
             if isinstance(decision, ToTier):
                 return await self._side.retry(
-                    record, trail, decision.tier, index, run.attempt, decision.reason
+                    record, trail, decision.tier, index, run.attempt, decision.reason, run.handler
                 )
             return await self._dead_letter(record, trail, decision, run)
         raise AssertionError("decide() ends a route at its last handler")

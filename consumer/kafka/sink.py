@@ -4,6 +4,8 @@ A write returns only once the broker acknowledged it (``acks=all``): the source
 record is committed after that, so a crash in between yields a duplicate at
 worst. While the broker is down a write waits and tries again; the record
 holds its slot in flight, so memory stays bounded and nothing commits past it.
+A record too large for the producer or the broker is refused at once
+(:class:`RecordTooLarge`): no retry can make it fit.
 """
 
 from __future__ import annotations
@@ -13,13 +15,26 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 from structlog.typing import FilteringBoundLogger
 
-__all__ = ["KafkaSink", "Sink"]
+from consumer.errors import ConsumerError
+
+__all__ = ["DEFAULT_MAX_REQUEST_SIZE", "KafkaSink", "RecordTooLarge", "Sink"]
+
+DEFAULT_MAX_REQUEST_SIZE = 1_048_576  # aiokafka's producer default
+
+
+class RecordTooLarge(ConsumerError):
+    """The record can never be written as it is: larger than the producer or broker allows."""
 
 
 class Sink(Protocol):
+    @property
+    def max_request_size(self) -> int:
+        """The largest record (key, value, headers) the sink may be asked to write."""
+        ...
+
     async def send(
         self,
         topic: str,
@@ -27,7 +42,8 @@ class Sink(Protocol):
         value: bytes | None,
         headers: Sequence[tuple[str, bytes | None]],
     ) -> None:
-        """Return once the record is durably written; never give up (cancel to stop)."""
+        """Return once the record is durably written; never give up on a failure that may
+        pass (cancel to stop); raise :class:`RecordTooLarge` for one that cannot."""
         ...
 
 
@@ -36,6 +52,7 @@ class KafkaSink:
         self, options: dict[str, Any], log: FilteringBoundLogger, max_delay: float = 5.0
     ) -> None:
         self._producer = AIOKafkaProducer(**options, acks="all")
+        self.max_request_size: int = options.get("max_request_size", DEFAULT_MAX_REQUEST_SIZE)
         self._log = log
         self._max_delay = max_delay
 
@@ -59,6 +76,8 @@ class KafkaSink:
         while True:
             try:
                 await self._producer.send_and_wait(topic, value, key=key, headers=list(headers))
+            except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+                raise RecordTooLarge(f"{topic}: {exc}") from None
             except KafkaError as exc:
                 self._log.warning(
                     "side_write_failed",

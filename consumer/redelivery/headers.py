@@ -32,6 +32,9 @@ ORIGIN_OFFSET = "cc-origin-offset"
 GROUP = "cc-group"
 HOST = "cc-host"
 REPLAY_OF = "cc-replay-of"
+# On a dead letter whose value had to be truncated to fit: the whole value's size and hash.
+VALUE_LENGTH = "cc-value-length"
+VALUE_SHA256 = "cc-value-sha256"
 
 Headers = Sequence[tuple[str, bytes | None]]
 

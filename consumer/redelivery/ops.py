@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from consumer.config import Settings
 from consumer.kafka.options import client_options
 from consumer.kafka.reading import read_topic
+from consumer.logs import scrub
 from consumer.redelivery import headers as h
 from consumer.redelivery.topology import Topology
 
@@ -88,7 +89,7 @@ async def dlq_list(settings: Settings, out: TextIO) -> Counter[str]:
     )
     for reason, count in counts.most_common():
         first, last = span[reason]
-        out.write(f"{count:>7}  {_iso(first)}  {_iso(last)}  {reason}\n")
+        out.write(f"{count:>7}  {_iso(first)}  {_iso(last)}  {scrub(reason)}\n")
     return counts
 
 
@@ -116,7 +117,7 @@ async def dlq_replay(
             break
     if dry_run:
         for letter in chosen:
-            out.write(f"would replay {letter.coordinates}  {letter.reason}\n")
+            out.write(f"would replay {letter.coordinates}  {scrub(letter.reason)}\n")
         out.write(f"{len(chosen)} would be replayed ({len(done)} replayed before)\n")
         return len(chosen)
     producer = AIOKafkaProducer(**client_options(settings.kafka), acks="all")

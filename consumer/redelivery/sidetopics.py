@@ -2,17 +2,26 @@
 
 The key, value and headers are the record's own, unchanged (``cc-*`` history beside them),
 so a later tier or a replay sees exactly what was sent: trace context, tenant headers and
-CloudEvents attributes included.
+CloudEvents attributes included. What the daemon adds is scrubbed of secrets (a handler's
+exception text may quote one).
+
+A dead letter too large to write whole (the producer or broker refuses it, which no
+retry changes) is written with the head of its value that fits, the value's full length
+and SHA-256 in headers, and a reason that says so. A retry-tier write refused for size
+becomes such a dead letter.
 """
 
 from __future__ import annotations
 
+import hashlib
 import socket
+from collections.abc import Callable
 
 from consumer import metrics
 from consumer.clock import SYSTEM_CLOCK, Clock
-from consumer.kafka.sink import Sink
+from consumer.kafka.sink import RecordTooLarge, Sink
 from consumer.kafka.source import Record
+from consumer.logs import scrub
 from consumer.outcomes import DeadLettered, RecordOutcome, Retried
 from consumer.redelivery import headers as h
 from consumer.redelivery.guard import DeadLetterGuard
@@ -20,6 +29,16 @@ from consumer.redelivery.headers import Trail
 from consumer.redelivery.topology import Tier, Topology
 
 __all__ = ["SideTopics"]
+
+Headers = list[tuple[str, bytes | None]]
+
+# Room left for the batch and record framing around key, value and headers.
+_FRAMING = 1024
+# Long enough for any reason worth reading; a header is no place for a megabyte of text.
+_MAX_REASON = 2000
+# When the producer's limit is not the binding one (the broker's is smaller): a head this
+# size fits any broker.
+_SMALL_HEAD = 65_536
 
 
 class SideTopics:
@@ -47,23 +66,37 @@ class SideTopics:
         self._guard.observe(isinstance(outcome, DeadLettered))
 
     async def retry(
-        self, record: Record, trail: Trail, tier: Tier, step: int, attempt: int, reason: str
-    ) -> Retried:
+        self,
+        record: Record,
+        trail: Trail,
+        tier: Tier,
+        step: int,
+        attempt: int,
+        reason: str,
+        handler: str | None = None,
+    ) -> Retried | DeadLettered:
         due = self._clock.wall() + tier.delay
-        await self._sink.send(
-            tier.topic,
-            record.key,
-            record.value,
-            [
-                *h.carried(record.headers),
-                *trail.origin_headers(),
-                (h.ATTEMPT, str(attempt).encode()),
-                (h.STEP, str(step).encode()),
-                (h.TIER, str(tier.index).encode()),
-                (h.DUE, str(int(due * 1000)).encode()),
-                (h.REASON, reason.encode()),
-            ],
-        )
+        history: Headers = [
+            *trail.origin_headers(),
+            (h.ATTEMPT, str(attempt).encode()),
+            (h.STEP, str(step).encode()),
+            (h.TIER, str(tier.index).encode()),
+            (h.DUE, str(int(due * 1000)).encode()),
+            (h.REASON, _text(reason)),
+        ]
+        try:
+            await self._sink.send(
+                tier.topic, record.key, record.value, [*h.carried(record.headers), *history]
+            )
+        except RecordTooLarge:
+            return await self.dead_letter(
+                record,
+                trail,
+                f"{reason}; too large for retry tier {tier.topic}",
+                "RecordTooLarge",
+                handler,
+                attempt,
+            )
         metrics.RETRIES.labels(tier.topic).inc()
         return Retried(reason, tier.topic, due)
 
@@ -77,21 +110,64 @@ class SideTopics:
         attempts: int,
     ) -> DeadLettered:
         await self._guard.admit()
-        await self._sink.send(
-            self._topology.dead_letter,
-            record.key,
-            record.value,
-            [
-                *h.carried(record.headers),
+        reason = scrub(reason)
+
+        def history(why: str) -> Headers:
+            return [
                 *trail.origin_headers(),
-                (h.REASON, reason.encode()),
-                (h.ERROR, (error or "").encode()),
+                (h.REASON, _text(why)),
+                (h.ERROR, _text(error or "")),
                 (h.HANDLER, (handler or "").encode()),
                 (h.ATTEMPT, str(attempts).encode()),
                 (h.LAST_TRIED, str(int(self._clock.wall() * 1000)).encode()),
                 (h.GROUP, self._group),
                 (h.HOST, self._host),
-            ],
-        )
+            ]
+
+        topic, own = self._topology.dead_letter, h.carried(record.headers)
+        try:
+            await self._sink.send(topic, record.key, record.value, [*own, *history(reason)])
+        except RecordTooLarge:
+            reason = await self._write_head(topic, record, own, reason, history)
         metrics.DEAD_LETTERS.labels(error or "none").inc()
         return DeadLettered(reason, error)
+
+    async def _write_head(
+        self,
+        topic: str,
+        record: Record,
+        own: Headers,
+        reason: str,
+        history: Callable[[str], Headers],
+    ) -> str:
+        """Write as much of the value as fits, with its length and digest; return the reason
+        the dead letter carries. Raise RecordTooLarge when not even a small head fits."""
+        value = record.value or b""
+        digest = hashlib.sha256(value).hexdigest().encode()
+        attempts = [(own, None), ([], None), ([], _SMALL_HEAD)]  # drop own headers, then shrink
+        for kept, cap in attempts:
+            room = self._sink.max_request_size - _FRAMING - len(record.key or b"")
+            room -= _size(kept) + _size(history(reason)) + 2 * len(digest)
+            head = value[: max(0, min(room, cap if cap is not None else room))]
+            why = (
+                f"{reason} (too large to dead-letter whole: value truncated to {len(head)}"
+                f" of {len(value)} bytes{'' if kept else ', own headers dropped'})"
+            )
+            extra: Headers = [
+                (h.VALUE_LENGTH, str(len(value)).encode()),
+                (h.VALUE_SHA256, digest),
+            ]
+            try:
+                await self._sink.send(topic, record.key, head, [*kept, *history(why), *extra])
+            except RecordTooLarge:
+                continue
+            return why
+        raise RecordTooLarge(f"{topic}: not even {_SMALL_HEAD} bytes of the value fit")
+
+
+def _text(value: str) -> bytes:
+    return scrub(value)[:_MAX_REASON].encode("utf-8", "replace")
+
+
+def _size(headers: Headers) -> int:
+    return sum(len(key) + len(value or b"") + 8 for key, value in headers)

@@ -4,6 +4,8 @@ gets a final outcome, the daemon keeps going, and nothing around them is lost.""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from pathlib import Path
 
 from consumer.devtools.broker import create_topic
@@ -86,3 +88,33 @@ def test_a_null_history_header_is_dead_lettered_with_the_reason_never_failed(
     assert "failed" not in {line["outcome"] for line in daemon.outcomes()}
     [letter] = asyncio.run(read_topic(bootstrap, f"{name}.dlq"))
     assert header_map(letter)["cc-reason"] == "header cc-origin-topic has no value"
+
+
+def test_a_dead_letter_over_the_producer_limit_is_written_truncated_not_retried_for_ever(
+    bootstrap: str, name: str, tmp_path: Path
+) -> None:
+    asyncio.run(create_topic(bootstrap, name, 1))
+    event = json.loads(cover_event("big"))
+    event["cover_info"]["title"] = "x" * 1_048_250  # fits 1 MiB; its dead letter does not
+    big = json.dumps(event).encode()
+    records = [(None, big, 0), (None, cover_event("next"), 0)]
+    asyncio.run(produce(bootstrap, name, records, max_request_size=2**21))
+    config = daemon_config(tmp_path, bootstrap, name, name, "tests.handlers:gives_up")
+    daemon = start_daemon(config, tmp_path / "d.log")
+    daemon.wait_for(lambda: len(daemon.outcomes()) == 2, 60, "two outcomes")
+    daemon.wait_for(
+        lambda: asyncio.run(committed(bootstrap, name, name, 1))[0] == 2, 30, "the commit"
+    )
+    daemon.terminate()
+
+    first = daemon.outcomes()[0]
+    assert first["outcome"] == "dead_lettered"
+    assert "value truncated to" in first["reason"]
+    assert daemon.events("side_write_failed") == []  # refused once, never retried
+    letters = asyncio.run(read_topic(bootstrap, f"{name}.dlq"))
+    assert len(letters) == 2  # the big one once, and the next (the handler fails all)
+    [head] = [letter for letter in letters if "cc-value-length" in header_map(letter)]
+    headers = header_map(head)
+    assert headers["cc-value-length"] == str(len(big))
+    assert headers["cc-value-sha256"] == hashlib.sha256(big).hexdigest()
+    assert big.startswith(head.value)

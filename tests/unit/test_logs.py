@@ -322,6 +322,44 @@ def test_secret_containing_a_shorter_secret_is_masked_whole(out: Output) -> None
     assert [line[f"p{i}"] for i in range(24)] == [MASK] * 24
 
 
+@pytest.mark.parametrize("quote", ["'", '"', "'\""])
+def test_a_secret_inside_a_logged_bytes_repr_is_masked(out: Output, quote: str) -> None:
+    # How aiokafka logs a SASL/PLAIN payload at DEBUG: the repr of a bytes object.
+    secret = f"S3cr3t-\u00e9-{quote}q\\z-{uuid.uuid4().hex[:8]}"
+    log = setup(out, secrets=(secret,))
+    payload = b"user\x00user\x00" + secret.encode()
+
+    log.info(f"request {payload!r}")
+
+    assert "S3cr3t" not in out.text()
+    assert only(out)["event"].endswith(f"\\x00user\\x00{MASK}{repr(payload)[-1]}")
+
+
+class SaslAuthenticateRequest_v1:  # named as aiokafka's struct is
+    def __repr__(self) -> str:
+        return "SaslAuthenticateRequest_v1(sasl_auth_bytes=b'user\\x00user\\x00pw-not-known')"
+
+
+def test_aiokafka_sasl_exchanges_never_reach_a_line_even_at_debug(out: Output) -> None:
+    setup(out, level="DEBUG")
+
+    logging.getLogger("aiokafka.conn").debug(
+        "Request to %s:%d %d: %s", "broker", 9092, 7, SaslAuthenticateRequest_v1()
+    )
+
+    line = only(out)
+    assert "pw-not-known" not in out.text()
+    assert line["event"] == "Request to broker:9092 7: <SASL exchange withheld>"
+
+
+def test_scrub_masks_known_secrets_in_text_written_outside_the_log(secret: str) -> None:
+    logs.add_secret(secret)
+
+    assert logs.scrub(f"RuntimeError: token {secret} refused") == (
+        f"RuntimeError: token {MASK} refused"
+    )
+
+
 def test_json_to_a_text_stream_without_buffer_writes_lines() -> None:
     stream = io.StringIO()
     logs.configure(LogSettings(format="json"), stream=stream)
