@@ -68,3 +68,8 @@ async def gated_failure(event: Event, ctx: Context) -> Outcome:
     while not gate.exists():  # noqa: ASYNC110, ASYNC240
         await asyncio.sleep(0.05)
     return Failed("asset is gone")
+
+
+async def leaks_secret(event: Event, ctx: Context) -> Outcome:
+    """Fail with an exception whose text quotes TEST_LEAKED (a configured secret)."""
+    raise PermissionError(f"token {os.environ['TEST_LEAKED']} was refused")

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import uuid
 from pathlib import Path
 
 from consumer.devtools.broker import create_topic
+from consumer.logs import MASK
 from tests.support import (
+    cli,
     committed,
     cover_event,
     daemon_config,
@@ -118,3 +121,33 @@ def test_a_dead_letter_over_the_producer_limit_is_written_truncated_not_retried_
     assert headers["cc-value-length"] == str(len(big))
     assert headers["cc-value-sha256"] == hashlib.sha256(big).hexdigest()
     assert big.startswith(head.value)
+
+
+def test_a_secret_in_a_handlers_exception_reaches_no_header_and_no_report(
+    bootstrap: str, name: str, tmp_path: Path, env: dict[str, str]
+) -> None:
+    secret = f"tok-{uuid.uuid4().hex}"
+    asyncio.run(create_topic(bootstrap, name, 1))
+    asyncio.run(produce(bootstrap, name, [(None, cover_event("a1"), 0)]))
+    extra = {
+        "vod": {"endpoint": "http://127.0.0.1:9", "project_id": "p", "auth_token": secret},
+        "retry": {"quick_base_delay": 0.01, "quick_budget": 1, "tiers": [{"delay": 0.2}]},
+    }
+    config = daemon_config(
+        tmp_path, bootstrap, name, name, "tests.handlers:leaks_secret", extra=extra
+    )
+    daemon = start_daemon(config, tmp_path / "d.log", env={"TEST_LEAKED": secret})
+    daemon.wait_for(lambda: bool(daemon.events("record_processed")), 60, "an outcome")
+    daemon.wait_for(
+        lambda: any(o["outcome"] == "dead_lettered" for o in daemon.outcomes()), 60, "the DLQ"
+    )
+    daemon.terminate()
+    report = cli("dlq", "list", "--config", str(config), env=env)
+
+    [letter] = asyncio.run(read_topic(bootstrap, f"{name}.dlq"))
+    assert secret.encode() not in b"".join(value or b"" for _, value in letter.headers)
+    assert header_map(letter)["cc-reason"].endswith(f"token {MASK} was refused")
+    assert report.returncode == 0, report.stderr
+    assert f"token {MASK} was refused" in report.stdout
+    assert secret not in report.stdout + report.stderr
+    assert secret not in daemon.out.read_text()
