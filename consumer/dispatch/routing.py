@@ -51,8 +51,11 @@ def routes_for(settings: Settings) -> Router:
 
 _Signature = tuple[str, str | None, str | None]
 # Known shapes number a handful; a flood of made-up event types must not grow the cache
-# for ever, so past this size it starts again.
+# for ever, so past this size it starts again. Values longer than any VOD name are
+# matched but never remembered: a sender must not choose how much memory the cache holds
+# (150 records with 800 KB event types once held 120 MB here).
 _CACHE_LIMIT = 1024
+_CACHEABLE_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,8 @@ class Router:
             pass
         signature = (shape[0].lower(), _folded(shape[1]), _folded(shape[2]))
         found = next((r for r in self.routes if r.matches(signature)), None)
+        if any(value is not None and len(value) > _CACHEABLE_LENGTH for value in shape):
+            return found
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[shape] = found

@@ -9,6 +9,8 @@ import json
 import uuid
 from pathlib import Path
 
+import psutil
+
 from consumer.devtools.broker import create_topic
 from consumer.logs import MASK
 from tests.support import (
@@ -151,3 +153,23 @@ def test_a_secret_in_a_handlers_exception_reaches_no_header_and_no_report(
     assert f"token {MASK} was refused" in report.stdout
     assert secret not in report.stdout + report.stderr
     assert secret not in daemon.out.read_text()
+
+
+def test_huge_made_up_event_types_do_not_stay_in_the_daemons_memory(
+    bootstrap: str, name: str, tmp_path: Path
+) -> None:
+    asyncio.run(create_topic(bootstrap, name, 1))
+    records = [
+        (None, json.dumps({"event_type": f"{n:04d}" + "x" * 800_000, "x_info": {}}).encode(), 0)
+        for n in range(150)
+    ]
+    asyncio.run(produce(bootstrap, name, records, max_request_size=2**21))
+    config = daemon_config(tmp_path, bootstrap, name, name, "log")
+    daemon = start_daemon(config, tmp_path / "d.log")
+    daemon.wait_for(lambda: len(daemon.outcomes()) == 150, 120, "150 outcomes")
+    rss = psutil.Process(daemon.pid).memory_info().rss
+    daemon.terminate()
+
+    assert {line["outcome"] for line in daemon.outcomes()} == {"done"}
+    # 150 x 800 KB remembered would be 120 MB on top of the daemon's ~60 MB.
+    assert rss < 130 * 2**20, f"RSS {rss / 2**20:.0f} MiB"

@@ -115,6 +115,14 @@ def test_a_flood_of_made_up_event_types_keeps_the_route_cache_bounded() -> None:
     assert handler_names(routes, cover_event("a")) == ["first"]
 
 
+def test_a_huge_made_up_event_type_is_routed_but_never_kept_in_the_cache() -> None:
+    routes = router(route(event_type="coverComplete"), CATCH_ALL)
+    body = {"event_type": "x" * 800_000, "made_up_info": {"asset_id": "a"}}
+
+    assert handler_names(routes, json.dumps(body).encode()) == ["second"]
+    assert all(len(shape[0]) <= 64 for shape in routes._cache)
+
+
 # -- default routes ----------------------------------------------------------------------
 
 
