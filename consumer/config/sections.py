@@ -99,6 +99,9 @@ class ConsumerSettings(BaseModel):
     fetch_max_records: _Count = 500
     # A handler call running longer is cancelled and counts as a transient failure.
     handler_timeout: _Seconds = 120.0
+    # While the broker cannot be reached at start, keep trying (alive, not ready) this
+    # long before giving up with exit code 1.
+    start_timeout: _Seconds = 300.0
 
 
 class TierSpec(BaseModel):

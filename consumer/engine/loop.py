@@ -99,6 +99,9 @@ class Engine:
         self._stopping = False
         #: When the loop last completed a step (``clock.monotonic``): the liveness heartbeat.
         self.last_step = clock.monotonic()
+        #: Since when offset commits fail, one after the other (``clock.monotonic``); None
+        #: while they succeed: a replica whose commits fail is not ready.
+        self.commits_failing_since: float | None = None
 
     # -- observation -------------------------------------------------------------------
 
@@ -279,6 +282,8 @@ class Engine:
             await self._source.commit(offsets)
         except KafkaError as exc:
             metrics.COMMIT_FAILURES.inc()
+            if self.commits_failing_since is None:
+                self.commits_failing_since = self._clock.monotonic()
             self._log.warning(
                 "commit_failed",
                 error=type(exc).__name__,
@@ -287,6 +292,7 @@ class Engine:
             )
             return False
         self._tracker.mark_committed(offsets)
+        self.commits_failing_since = None
         self._log.debug(
             "offsets_committed",
             offsets={f"{tp.topic}/{tp.partition}": o for tp, o in offsets.items()},

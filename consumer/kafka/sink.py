@@ -55,9 +55,13 @@ class KafkaSink:
         self.max_request_size: int = options.get("max_request_size", DEFAULT_MAX_REQUEST_SIZE)
         self._log = log
         self._max_delay = max_delay
+        self._started = False
 
     async def start(self) -> None:
-        await self._producer.start()
+        """Connect; may be called again after it failed (and after it succeeded)."""
+        if not self._started:
+            await self._producer.start()
+            self._started = True
 
     async def close(self, timeout: float) -> None:
         try:

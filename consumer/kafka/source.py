@@ -76,8 +76,13 @@ class KafkaSource:
         self._topics = list(topics)
 
     async def start(self, on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> None:
+        """Join the group; may be called again after it failed (the broker was down)."""
         self._consumer.subscribe(self._topics, listener=_Listener(on_revoked, on_assigned))
         await self._consumer.start()
+
+    async def probe(self) -> None:
+        """One round trip to the broker (a metadata request): raises when it cannot answer."""
+        await self._consumer.topics()
 
     async def fetch(
         self, partitions: Collection[TopicPartition], timeout: float, max_records: int

@@ -1,7 +1,9 @@
 """The daemon's life: start, consume until a signal, drain, commit, leave the group.
 
-It returns ``ExitCode.OK`` after a clean shutdown; a second signal exits at once with
-``ExitCode.FORCED`` (``consumer.errors`` lists them all).
+A broker that cannot be reached at start is tried again with back-off, one log line a
+try, for up to ``consumer.start_timeout`` (alive, not ready), so a broker restarting with
+the daemon does not crash-loop it. It returns ``ExitCode.OK`` after a clean shutdown; a
+second signal exits at once with ``ExitCode.FORCED`` (``consumer.errors`` lists them all).
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 
 import aiohttp
 from aiokafka.errors import KafkaError
@@ -25,12 +28,14 @@ from consumer.errors import ExitCode
 from consumer.hold import Hold, Reason
 from consumer.kafka.source import KafkaSource
 from consumer.logs import flush, get_logger
-from consumer.service.health import Health, serve
+from consumer.service.health import BrokerContact, Health, serve
 from consumer.service.wiring import Parts, build
 
 __all__ = ["run"]
 
 LAG_INTERVAL = 5.0  # seconds between lag gauge refreshes
+PROBE_INTERVAL = 2.0  # seconds between broker probes (readiness)
+START_BACKOFF, START_BACKOFF_MAX = 0.5, 15.0  # seconds between tries to reach the broker
 
 
 async def run(settings: Settings) -> int:
@@ -45,11 +50,12 @@ async def run(settings: Settings) -> int:
         health = _health(settings, parts)
         _install_signal_handlers(stop, parts.hold)
         stop_server = await serve(health, settings.http.host, settings.http.port)
-        lag = asyncio.create_task(_report_lag(source, log))
-        # Closed on every path, a failed start included: leaving the group is bounded anyway.
-        close_by = time.monotonic() + timeout
+        watch = asyncio.create_task(_watch_broker(source, health.contact, log))
+        # Not joined yet: closing only has clients to stop, a few seconds at most.
+        close_by = time.monotonic() + min(5.0, timeout)
         try:
-            if not await _until_stopped(parts.start(), stop):
+            started = _start(parts, settings.consumer.start_timeout, log)
+            if not await _until_stopped(started, stop):
                 log.info("shutdown", reason="signal before the consumer started")
                 return ExitCode.OK
             health.joined = True
@@ -68,9 +74,11 @@ async def run(settings: Settings) -> int:
             # The broker gets a slice of the budget to hear we leave, whatever the drain took.
             drained = await engine.shutdown(timeout - min(5.0, timeout / 5))
         finally:
-            lag.cancel()
+            watch.cancel()
             if circuit is not None:
                 circuit.stop()
+            # Closed on every path, a failed start included: leaving is bounded anyway.
+            close_by = max(close_by, time.monotonic() + 0.1)
             await source.close(max(close_by - time.monotonic(), 0.1))
             await parts.sink.close(max(close_by - time.monotonic(), 0.1))
             await stop_server()
@@ -81,6 +89,55 @@ async def run(settings: Settings) -> int:
             committed={f"{tp.topic}/{tp.partition}": o for tp, o in engine.committed().items()},
         )
     return ExitCode.OK
+
+
+async def _start(parts: Parts, start_timeout: float, log: FilteringBoundLogger) -> None:
+    """Connect and join, trying again with back-off while the broker cannot be reached."""
+    deadline = time.monotonic() + start_timeout
+    delay, attempt = START_BACKOFF, 0
+    while True:
+        attempt += 1
+        try:
+            # aiokafka logs each failed connection at ERROR: this loop's line says it once.
+            with _errors_muted("aiokafka"):
+                await parts.start()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            left = deadline - time.monotonic()
+            if not _retriable(exc) or left <= 0:
+                raise
+            log.warning(
+                "broker_unavailable",
+                attempt=attempt,
+                error=type(exc).__name__,
+                reason=str(exc),
+                retry_in=round(min(delay, left), 1),
+                gives_up_in=round(left),
+            )
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, START_BACKOFF_MAX)
+        else:
+            return
+
+
+def _retriable(exc: BaseException) -> bool:
+    return not isinstance(exc, KafkaError) or getattr(exc, "retriable", False) is True
+
+
+@contextlib.contextmanager
+def _errors_muted(library: str) -> Iterator[None]:
+    """Drop the library's ERROR lines meanwhile (its INFO lines, "joined group", stay)."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not (record.name.startswith(library) and record.levelno >= logging.ERROR)
+
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(keep)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(keep)
 
 
 async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
@@ -100,18 +157,35 @@ async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
 
 def _health(settings: Settings, parts: Parts) -> Health:
     engine = parts.engine
-    health = Health(lambda: engine.last_step, settings.http.liveness_timeout, parts.hold)
+    health = Health(
+        lambda: engine.last_step,
+        settings.http.liveness_timeout,
+        parts.hold,
+        commits_failing_since=lambda: engine.commits_failing_since,
+    )
     metrics.IN_FLIGHT.set_function(lambda: engine.in_flight)
     metrics.PAUSED_PARTITIONS.set_function(lambda: len(engine.paused))
     metrics.LAST_PROCESSED.set_function(lambda: parts.pipeline.last_outcome_at)
     return health
 
 
-async def _report_lag(source: KafkaSource, log: FilteringBoundLogger) -> None:
-    """Refresh the lag gauge from the consumer's own position and high-water marks."""
+async def _watch_broker(
+    source: KafkaSource, contact: BrokerContact, log: FilteringBoundLogger
+) -> None:
+    """Probe the broker every few seconds (readiness) and refresh the lag gauge."""
     reported: set[tuple[str, str]] = set()
+    lag_due = 0.0
     while True:
-        await asyncio.sleep(LAG_INTERVAL)
+        await asyncio.sleep(PROBE_INTERVAL)
+        try:
+            await asyncio.wait_for(source.probe(), PROBE_INTERVAL)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            contact.unanswered(type(exc).__name__)
+            continue
+        contact.answered()
+        if time.monotonic() < lag_due:
+            continue
+        lag_due = time.monotonic() + LAG_INTERVAL
         try:
             lags = await source.lag()
         except (KafkaError, TimeoutError) as exc:

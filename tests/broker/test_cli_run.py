@@ -84,12 +84,15 @@ def test_run_scrubs_a_configured_secret_from_aiokafka_lines(
     assert daemon.events("consumer_started")[0]["group_id"] == MASK
 
 
-def test_run_exits_1_with_a_fatal_error_line_when_no_broker_answers(
+def test_run_keeps_trying_an_absent_broker_then_exits_1_after_the_start_timeout(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     config = write_yaml(
         tmp_path / "c.yaml",
-        {"kafka": {"bootstrap_servers": f"127.0.0.1:{free_port()}", "request_timeout_ms": 1000}},
+        {
+            "kafka": {"bootstrap_servers": f"127.0.0.1:{free_port()}", "request_timeout_ms": 1000},
+            "consumer": {"start_timeout": 3},
+        },
     )
 
     result = cli("run", "--config", str(config), env=env, timeout=30)
@@ -97,6 +100,12 @@ def test_run_exits_1_with_a_fatal_error_line_when_no_broker_answers(
     assert result.returncode == 1
     assert result.stderr == ""
     lines = json_lines(result.stdout)
+    tries = [line for line in lines if line["event"] == "broker_unavailable"]
+    assert len(tries) >= 2, lines
+    assert [t["attempt"] for t in tries] == list(range(1, len(tries) + 1))
+    assert all(t["level"] == "warning" and t["error"] == "KafkaConnectionError" for t in tries)
+    # One line a try: aiokafka's own connection errors stay quiet meanwhile.
+    assert not [line for line in lines if line["event"].startswith("Unable connect")]
     fatal = [line for line in lines if line["event"] == "fatal_error"]
     assert len(fatal) == 1, lines
     assert fatal[0]["level"] == "error"

@@ -402,11 +402,13 @@ async def test_a_failed_commit_is_logged_and_retried_at_the_next_interval(
     )
     await rig.empty_step()  # same time: not retried before the interval
     assert rig.source.commits == []
+    assert rig.engine.commits_failing_since == rig.clock.now  # readiness reads it
 
     rig.clock.advance(1)
     await rig.empty_step()
     assert rig.source.commits == [{TP0: 1}]
     assert rig.engine.committed() == {TP0: 1}
+    assert rig.engine.commits_failing_since is None
 
 
 async def test_a_failed_fetch_is_logged_and_the_loop_goes_on() -> None:
