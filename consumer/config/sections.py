@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -20,24 +22,41 @@ from pydantic_core import PydanticCustomError
 __all__ = [
     "REQUIRED_WITH",
     "ConsumerSettings",
+    "Count",
     "DeadLetterSettings",
+    "Fraction",
     "HttpSettings",
     "KafkaSettings",
     "LogSettings",
     "MatchSpec",
+    "Millis",
     "RetrySettings",
     "RouteSpec",
+    "Seconds",
     "TierSpec",
     "TopicsSettings",
+    "dead_letter_topic",
+    "tier_topic",
 ]
 
 # A custom error type lets the formatter point at the missing key itself rather
 # than at the section whose validator noticed it.
 REQUIRED_WITH = "required_with"
 
-_Millis = Annotated[int, Field(gt=0)]
-_Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-_Count = Annotated[int, Field(ge=1)]
+
+def _not_a_bool(value: object) -> object:
+    # YAML's `true` would otherwise pass as the number 1.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")  # noqa: TRY004  # pydantic wants ValueError
+    return value
+
+
+_Number = BeforeValidator(_not_a_bool)
+Millis = Annotated[int, Field(gt=0), _Number]
+# Finite: an `.inf` timeout or window would wait for ever.
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), _Number]
+Count = Annotated[int, Field(ge=1), _Number]
+Fraction = Annotated[float, Field(gt=0, le=1), _Number]
 _NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
@@ -57,13 +76,13 @@ class KafkaSettings(BaseModel):
     ssl_keyfile: Path | None = None
     ssl_password: SecretStr | None = None
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    session_timeout_ms: _Millis = 45_000
-    heartbeat_interval_ms: _Millis = 3_000
-    max_poll_interval_ms: _Millis = 300_000
-    request_timeout_ms: _Millis = 30_000
+    session_timeout_ms: Millis = 45_000
+    heartbeat_interval_ms: Millis = 3_000
+    max_poll_interval_ms: Millis = 300_000
+    request_timeout_ms: Millis = 30_000
     # Bytes one fetch may bring (all partitions / one partition): the read-ahead buffer.
-    fetch_max_bytes: _Count = 16 * 2**20
-    max_partition_fetch_bytes: _Count = 2**20
+    fetch_max_bytes: Count = 16 * 2**20
+    max_partition_fetch_bytes: Count = 2**20
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> KafkaSettings:
@@ -83,25 +102,33 @@ class KafkaSettings(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _heartbeat_within_the_session(self) -> KafkaSettings:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError(
+                "heartbeat_interval_ms must be below session_timeout_ms (Kafka advises a third)"
+            )
+        return self
+
 
 class ConsumerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Records fetched and not yet finished, across all partitions.
-    max_in_flight: _Count = 256
+    max_in_flight: Count = 256
     # Fetched but not yet committable in one partition: bounds the uncommitted
     # window, and with it the duplicates replayed after a crash.
-    max_pending_per_partition: _Count = 1000
-    commit_interval: _Seconds = 1.0
-    shutdown_timeout: _Seconds = 25.0
-    revoke_timeout: _Seconds = 10.0
-    poll_timeout: _Seconds = 0.5
-    fetch_max_records: _Count = 500
+    max_pending_per_partition: Count = 1000
+    commit_interval: Seconds = 1.0
+    shutdown_timeout: Seconds = 25.0
+    revoke_timeout: Seconds = 10.0
+    poll_timeout: Seconds = 0.5
+    fetch_max_records: Count = 500
     # A handler call running longer is cancelled and counts as a transient failure.
-    handler_timeout: _Seconds = 120.0
+    handler_timeout: Seconds = 120.0
     # While the broker cannot be reached at start, keep trying (alive, not ready) this
     # long before giving up with exit code 1.
-    start_timeout: _Seconds = 300.0
+    start_timeout: Seconds = 300.0
 
 
 class TierSpec(BaseModel):
@@ -109,7 +136,7 @@ class TierSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    delay: _Seconds
+    delay: Seconds
     # Default: <kafka.topic>.retry.<delay>, e.g. vod-cover-events.retry.10m
     topic: _NonEmpty | None = None
 
@@ -119,17 +146,30 @@ class RetrySettings(BaseModel):
 
     # In-process attempts of one handler (the first call included), with exponential
     # backoff and full jitter, holding only that asset's queue.
-    quick_attempts: _Count = 3
-    quick_base_delay: _Seconds = 0.2
-    quick_max_delay: _Seconds = 5.0
+    quick_attempts: Count = 3
+    quick_base_delay: Seconds = 0.2
+    quick_max_delay: Seconds = 5.0
     # Total time one handler may spend in quick retries before going to a tier.
-    quick_budget: _Seconds = 15.0
+    quick_budget: Seconds = 15.0
     # Calls of a handler raising unexpected exceptions before the event is dead-lettered.
-    unexpected_attempts: _Count = 3
+    unexpected_attempts: Count = 3
     # Each delayed retry goes to a later tier; after the last, the next handler or the DLQ.
     tiers: list[TierSpec] = Field(
         default_factory=lambda: [TierSpec(delay=60), TierSpec(delay=600), TierSpec(delay=3600)]
     )
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_grow(cls, tiers: list[TierSpec]) -> list[TierSpec]:
+        # A retry always goes to a later tier: their delays must increase for "later" to
+        # mean "longer", and a tier's topic holds one delay only.
+        delays = [tier.delay for tier in tiers]
+        if any(later <= earlier for earlier, later in itertools.pairwise(delays)):
+            raise ValueError("tier delays must increase from one tier to the next")
+        topics = [tier.topic for tier in tiers if tier.topic is not None]
+        if len(topics) != len(set(topics)):
+            raise ValueError("two tiers name the same topic")
+        return tiers
 
 
 class DeadLetterSettings(BaseModel):
@@ -139,9 +179,9 @@ class DeadLetterSettings(BaseModel):
     topic: _NonEmpty | None = None
     # Stop consuming when more than `guard_threshold` of the last `guard_window` final
     # outcomes were dead letters (once at least `guard_min_records` were seen).
-    guard_window: _Count = 200
-    guard_threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
-    guard_min_records: _Count = 50
+    guard_window: Count = 200
+    guard_threshold: Fraction = 0.5
+    guard_min_records: Count = 50
 
 
 class TopicsSettings(BaseModel):
@@ -149,8 +189,8 @@ class TopicsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    partitions: _Count = 6
-    replication_factor: _Count = 3
+    partitions: Count = 6
+    replication_factor: Count = 3
 
 
 class HttpSettings(BaseModel):
@@ -160,9 +200,9 @@ class HttpSettings(BaseModel):
 
     # All interfaces: probes and scrapes come from outside the pod.
     host: _NonEmpty = "0.0.0.0"
-    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    port: Annotated[int, Field(ge=0, le=65535), _Number] = 8080
     # /livez fails when the consume loop made no progress for this long.
-    liveness_timeout: _Seconds = 60.0
+    liveness_timeout: Seconds = 60.0
 
 
 class LogSettings(BaseModel):
@@ -192,6 +232,22 @@ class RouteSpec(BaseModel):
 
     match: MatchSpec = Field(default_factory=MatchSpec)
     handlers: list[_NonEmpty] = Field(min_length=1)
+
+
+def tier_topic(main: str, tier: TierSpec) -> str:
+    """A tier's topic: configured, else ``<main>.retry.<delay>`` (``.retry.10m``)."""
+    return tier.topic or f"{main}.retry.{_label(tier.delay)}"
+
+
+def dead_letter_topic(main: str, dead_letter: DeadLetterSettings) -> str:
+    return dead_letter.topic or f"{main}.dlq"
+
+
+def _label(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _plain(value: object) -> object:

@@ -7,14 +7,13 @@ so it is safe to print even when the offending key holds a secret.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -24,6 +23,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from consumer.config.files import check_environment, check_secret_files, read_yaml
 from consumer.config.sections import (
     REQUIRED_WITH,
     ConsumerSettings,
@@ -34,6 +34,8 @@ from consumer.config.sections import (
     RetrySettings,
     RouteSpec,
     TopicsSettings,
+    dead_letter_topic,
+    tier_topic,
 )
 from consumer.config.vod import CoverSettings, VodSettings
 from consumer.errors import ConfigError
@@ -51,6 +53,8 @@ __all__ = [
 CONFIG_ENV = "COVER_CONSUMER_CONFIG"
 SECRETS_DIR_ENV = "COVER_CONSUMER_SECRETS_DIR"
 DEFAULT_SECRETS_DIR = "/etc/cover-consumer/secrets"
+# The program's variables that are not settings (the simulator's key is the dev command's).
+_OWN_ENV = (CONFIG_ENV, SECRETS_DIR_ENV, "COVER_CONSUMER_SIM_SECRET_KEY")
 
 
 # The YAML has to reach ``settings_customise_sources``, a classmethod called from
@@ -79,6 +83,35 @@ class Settings(BaseSettings):
     # None means the built-in default routes, which live with the router.
     routes: list[RouteSpec] | None = None
 
+    @field_validator("routes")
+    @classmethod
+    def _some_route(cls, routes: list[RouteSpec] | None) -> list[RouteSpec] | None:
+        if routes is not None and not routes:
+            raise ValueError(
+                "no route: every event would be skipped (leave routes out for the defaults)"
+            )
+        return routes
+
+    @model_validator(mode="after")
+    def _topics_apart(self) -> Settings:
+        # A side topic equal to the main topic feeds its records back in: one poison
+        # record then loops (49 outcome lines in 20 s) until the guard trips.
+        main = self.kafka.topic
+        names = {
+            "kafka.topic": main,
+            "dead_letter.topic": dead_letter_topic(main, self.dead_letter),
+            **{
+                f"retry.tiers.{i}.topic": tier_topic(main, t)
+                for i, t in enumerate(self.retry.tiers)
+            },
+        }
+        seen: dict[str, str] = {}
+        for key, topic in names.items():
+            if topic in seen:
+                raise ValueError(f"{key} is the same topic as {seen[topic]}")
+            seen[topic] = key
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -90,7 +123,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         secrets = NestedSecretsSettingsSource(
             file_secret_settings,
-            secrets_dir=os.environ.get(SECRETS_DIR_ENV) or DEFAULT_SECRETS_DIR,
+            secrets_dir=_secrets_dir(),
             secrets_dir_missing="ok",
             # File names are ``kafka__sasl_password``, not prefixed like env vars.
             secrets_prefix="",
@@ -104,7 +137,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
     """Build the settings from ``path`` (or ``$COVER_CONSUMER_CONFIG``, or no file)."""
     if path is None:
         path = os.environ.get(CONFIG_ENV) or None
-    data = _read_yaml(Path(path)) if path is not None else {}
+    data = read_yaml(Path(path)) if path is not None else {}
+    check_environment(os.environ, Settings, own=_OWN_ENV)
+    check_secret_files(Path(_secrets_dir()), Settings)
     token = _file_data.set(data)
     try:
         return Settings()
@@ -116,6 +151,10 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise ConfigError(f"invalid configuration: {exc}") from None
     finally:
         _file_data.reset(token)
+
+
+def _secrets_dir() -> str:
+    return os.environ.get(SECRETS_DIR_ENV) or DEFAULT_SECRETS_DIR
 
 
 def render_masked(settings: Settings) -> str:
@@ -146,40 +185,6 @@ def _walk_secrets(value: object) -> Iterator[str]:
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
             yield from _walk_secrets(item)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file is not UTF-8: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML in {path}: {_describe_yaml_error(exc)}") from None
-    if data is None:  # an empty file means "all defaults"
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, not {type(data).__name__}")
-    return data
-
-
-def _describe_yaml_error(exc: yaml.YAMLError) -> str:
-    # Parser attributes, not str(exc): that quotes the source line, maybe a secret.
-    if not isinstance(exc, yaml.MarkedYAMLError):
-        return "malformed YAML"
-    # PyYAML quotes the offending token in ``problem`` (an alias, a tag): blank it out.
-    text = re.sub(r"'[^']*'", "'...'", exc.problem or "malformed YAML")
-    if exc.problem_mark is not None:
-        mark = exc.problem_mark
-        text = f"line {mark.line + 1}, column {mark.column + 1}: {text}"
-    if exc.context and exc.context_mark is not None:
-        text += f" ({exc.context}, from line {exc.context_mark.line + 1})"
-    return text
 
 
 def _format_errors(exc: ValidationError) -> list[str]:

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from consumer.config.sections import Count, Seconds
 
 __all__ = ["CoverSettings", "SnapshotKind", "VodSettings"]
 
@@ -23,18 +26,27 @@ class VodSettings(BaseModel):
     secret_key: SecretStr | None = None
     auth_token: SecretStr | None = None
     # Seconds per request.
-    timeout: Annotated[float, Field(gt=0)] = 10.0
+    timeout: Seconds = 10.0
     # Calls in flight at once. Under 5 on purpose: VOD locks a key after 5 failed
     # signatures in a row, and the circuit opens on the first one.
     max_concurrent_calls: Annotated[int, Field(ge=1, le=4)] = 4
     # Per-tenant quotas, calls per minute, shared by all replicas in proportion to the
     # partitions each owns.
-    write_quota_per_minute: Annotated[int, Field(ge=1)] = 100
-    query_quota_per_minute: Annotated[int, Field(ge=1)] = 1500
+    write_quota_per_minute: Count = 100
+    query_quota_per_minute: Count = 1500
     # Seconds the quotas count over. VOD's is 60: shorten only against the simulator.
-    quota_window: Annotated[float, Field(gt=0)] = 60.0
+    quota_window: Seconds = 60.0
     # Seconds between single probe calls while the circuit is open.
-    circuit_probe_interval: Annotated[float, Field(gt=0)] = 30.0
+    circuit_probe_interval: Seconds = 30.0
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host")
+        return value
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> VodSettings:
@@ -53,12 +65,12 @@ class CoverSettings(BaseModel):
 
     # regenerate_head_frame: check for the new cover this long after asking (seconds,
     # through the retry tiers), this many times, then hand over to the next handler.
-    regenerate_check_delay: Annotated[float, Field(gt=0)] = 120.0
-    regenerate_attempts: Annotated[int, Field(ge=1)] = 2
+    regenerate_check_delay: Seconds = 120.0
+    regenerate_attempts: Count = 2
     # fallback_cover: snapshot kinds in order of preference; offsets under
     # min_offset_seconds are skipped (first frames are often black).
     snapshot_preference: tuple[SnapshotKind, ...] = ("sample", "dots", "quantity")
-    min_offset_seconds: Annotated[float, Field(ge=0)] = 1.0
+    min_offset_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
     # With no snapshots and none coming: ask VOD for these offsets (seconds), retry after.
     snapshot_offsets: tuple[Annotated[int, Field(ge=0)], ...] = (1, 5, 10)
-    snapshot_retry_after: Annotated[float, Field(gt=0)] = 60.0
+    snapshot_retry_after: Seconds = 60.0

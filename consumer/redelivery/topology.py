@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consumer.config import Settings
+from consumer.config.sections import dead_letter_topic, tier_topic
 
 __all__ = ["Tier", "Topology"]
 
@@ -27,11 +28,11 @@ class Topology:
     @classmethod
     def from_settings(cls, settings: Settings) -> Topology:
         main = settings.kafka.topic
-        dead_letter = settings.dead_letter.topic or f"{main}.dlq"
+        dead_letter = dead_letter_topic(main, settings.dead_letter)
         return cls(
             main=main,
             tiers=tuple(
-                Tier(i, spec.delay, spec.topic or f"{main}.retry.{_label(spec.delay)}")
+                Tier(i, spec.delay, tier_topic(main, spec))
                 for i, spec in enumerate(settings.retry.tiers)
             ),
             dead_letter=dead_letter,
@@ -45,10 +46,3 @@ class Topology:
 
     def tier_topics(self) -> frozenset[str]:
         return frozenset(tier.topic for tier in self.tiers)
-
-
-def _label(seconds: float) -> str:
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"

@@ -203,3 +203,24 @@ def test_no_command_is_a_usage_error_with_exit_2(env: dict[str, str]) -> None:
 
     assert result.returncode == 2
     assert "usage: cover-consumer" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: " + "[" * 5000, "nested deeper than 32 levels"),
+        ("kafka: {topic: a}\nkafka: {topic: b}\n", "duplicate key 'kafka'"),
+        ("consumer:\n  max_in_flight: true\n", "consumer.max_in_flight: must be a number"),
+    ],
+)
+def test_config_that_cannot_work_exits_2_naming_the_problem_without_a_traceback(
+    env: dict[str, str], tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    result = cli("run", "--config", str(path), env=env)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
