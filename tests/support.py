@@ -185,6 +185,7 @@ async def in_process(settings: Settings, handlers: dict[str, Handler]) -> AsyncI
             await parts.engine.shutdown(5)
             await parts.source.close(5)
             await parts.sink.close(5)
+            await parts.close_vod()
 
 
 def settings_for(bootstrap: str, topic: str, *handlers: str, **sections: Any) -> Settings:

@@ -81,6 +81,7 @@ async def run(settings: Settings) -> int:
             close_by = max(close_by, time.monotonic() + 0.1)
             await source.close(max(close_by - time.monotonic(), 0.1))
             await parts.sink.close(max(close_by - time.monotonic(), 0.1))
+            await parts.close_vod()
             await stop_server()
         log.info(
             "shutdown",

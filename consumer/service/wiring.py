@@ -29,7 +29,7 @@ from consumer.redelivery.headers import due_at
 from consumer.redelivery.sidetopics import SideTopics
 from consumer.redelivery.topology import Topology
 from consumer.vod.circuit import Circuit
-from consumer.vod.client import VodClient
+from consumer.vod.client import VodClient, vod_session
 from consumer.vod.gateway import GuardedVod
 from consumer.vod.quota import QuotaWindow
 
@@ -49,11 +49,17 @@ class Parts:
     vod: GuardedVod | None
     hold: Hold
     main_topic: str
+    #: VOD's own connection pool (see ``vod_session``), closed with the daemon.
+    vod_http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         """Connect the producer, then join the group (both may wait on an absent broker)."""
         await self.sink.start()
         await self.source.start(self._revoked, self._assigned)
+
+    async def close_vod(self) -> None:
+        if self.vod_http is not None:
+            await self.vod_http.close()
 
     async def _assigned(self, partitions: Collection[TopicPartition]) -> None:
         await self.engine.on_assigned(partitions)
@@ -92,7 +98,8 @@ def build(
     guard = DeadLetterGuard(
         dl.guard_window, dl.guard_threshold, dl.guard_min_records, on_trip=on_trip, hold=hold
     )
-    vod = _vod(settings, http, log, hold, clock)
+    vod_http = vod_session(settings.vod.max_concurrent_calls) if settings.vod.endpoint else None
+    vod = _vod(settings, vod_http, log, hold, clock) if vod_http is not None else None
     side = SideTopics(sink, topology, guard, settings.kafka.group_id, clock=clock)
     pipeline = Pipeline(
         router,
@@ -121,7 +128,7 @@ def build(
         clock=clock,
         before_commit=flush,
     )
-    return Parts(engine, pipeline, source, sink, guard, vod, hold, topology.main)
+    return Parts(engine, pipeline, source, sink, guard, vod, hold, topology.main, vod_http)
 
 
 def _vod(

@@ -86,10 +86,14 @@ def create_process_task(state: SimState, body: bytes) -> dict[str, Any]:
     return {"asset_id": asset.asset_id, "thumbnail_task_id": task_id}
 
 
-def gateway(state: SimState, group: QuotaGroup) -> None:
-    """The checks after authentication: the tenant's quota, then a backend fault."""
+def quota(state: SimState, group: QuotaGroup) -> None:
+    """The gateway's check after authentication, as a request arrives: the tenant's quota."""
     if not state.admit(state.project_id, group):
         raise SimAnswer(429, "APIG.0308", "the throttling threshold has been reached")
+
+
+def backend(state: SimState) -> None:
+    """Behind the gateway: an injected internal error."""
     if state.rng.random() < state.faults.error_rate:
         raise SimAnswer(500, "VOD.10051", "internal error")
 
@@ -138,10 +142,12 @@ class MemoryVod:
         self, operation: str, group: QuotaGroup, calls: list[VodCall] | None, run: Any
     ) -> Any:
         request_id = uuid.uuid4().hex
+        self.state.received[group].append(self.state.clock())
         began = time.perf_counter()
         status, code, result = 200, None, None
         try:
-            gateway(self.state, group)
+            quota(self.state, group)
+            backend(self.state)
             result = run()
         except SimAnswer as answer:
             status, code = answer.status, answer.code

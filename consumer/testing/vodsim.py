@@ -140,6 +140,11 @@ class SimState:
     assets: dict[str, SimAsset] = field(default_factory=dict, init=False)
     calls: Counter[tuple[str, str]] = field(default_factory=Counter, init=False)
     throttled: int = field(default=0, init=False)  # requests answered with a quota error
+    #: When each request arrived (``clock`` time), by quota group: every one, reset or
+    #: throttled ones included, as the tenant's quota may count them.
+    received: dict[str, list[float]] = field(
+        default_factory=lambda: {"write": [], "query": []}, init=False
+    )
     _failures: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _locked_until: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _windows: dict[tuple[str, str], deque[float]] = field(
@@ -180,6 +185,16 @@ class SimState:
         if asset is None and self.create_on_demand:
             asset = self.add_asset(asset_id, snapshots=self.on_demand_snapshots)
         return asset
+
+    def most_in_window(self, group: QuotaGroup, window: float | None = None) -> int:
+        """The most requests of ``group`` that arrived within any one quota window."""
+        span = self.quotas.window if window is None else window
+        times, best, start = sorted(self.received[group]), 0, 0
+        for end, now in enumerate(times):
+            while times[start] <= now - span:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
 
     def count(self, operation: str, result: str | None = None) -> int:
         """Calls of ``operation``; with ``result``, only those that ended so ("ok", an

@@ -1,4 +1,4 @@
-"""An async VOD client over the daemon's one shared aiohttp session.
+"""An async VOD client over an aiohttp session (``vod_session``: its own pool).
 
 Each call raises a ``consumer.vod.errors`` error on failure and, when the caller passes
 a ``calls`` list, appends a ``VodCall`` to it (success or not), so a handler can put
@@ -29,11 +29,25 @@ from consumer.vod.models import (
 )
 from consumer.vod.signing import Credentials, QueryValue, canonical_query, sign
 
-__all__ = ["Category", "VodCall", "VodClient"]
+__all__ = ["Category", "VodCall", "VodClient", "vod_session"]
 
 _M = TypeVar("_M", bound=pydantic.BaseModel)
 
 Category = Literal["base_info", "transcode_info", "thumbnail_info", "review_info"]
+
+
+def vod_session(max_connections: int) -> aiohttp.ClientSession:
+    """A connection pool for VOD alone, sized to the calls allowed in flight.
+
+    aiohttp re-sends an idempotent request (GET, PUT) once when its connection was reset,
+    on its own: one quota token then became two requests at VOD. Off here: whether and
+    when to call again is the pipeline's decision, with a token of its own. (aiohttp's
+    test client turns it off the same way; tests/unit/test_vod_client.py fails if that
+    stops working.)
+    """
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=max_connections))
+    session._retry_connection = False
+    return session
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """VOD as the handlers see it: the client behind the circuit, the quotas and a cap on
 calls in flight, with metrics.
 
-Until one call has succeeded the key is unproven, so calls go one at a time: a wrong
-key then fails once, not once per waiting handler. After that up to
-``max_concurrent_calls`` (at most 4) run at once, so even a key revoked mid-flight
-cannot fail 5 times in a row before the circuit stops the rest.
+A call takes its quota token with a connection slot in hand, right before it is sent,
+so the count is of calls on the wire. Until one call has succeeded the key is unproven,
+so calls go one at a time: a wrong key then fails once, not once per waiting handler.
+After that up to ``max_concurrent_calls`` (at most 4) run at once, so even a key
+revoked mid-flight cannot fail 5 times in a row before the circuit stops the rest.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import TypeVar
 
 from consumer import metrics
 from consumer.clock import SYSTEM_CLOCK, Clock
+from consumer.vod.api import VodApi
 from consumer.vod.circuit import Circuit, CircuitOpen
-from consumer.vod.client import Category, VodCall, VodClient
+from consumer.vod.client import Category, VodCall
 from consumer.vod.errors import VodError, VodSystemicError, VodThrottled
 from consumer.vod.models import AssetDetail, ProcessTaskRequest, ProcessTaskResponse
 from consumer.vod.quota import QuotaWindow
@@ -29,7 +31,7 @@ T = TypeVar("T")
 class GuardedVod:
     def __init__(
         self,
-        client: VodClient,
+        client: VodApi,
         circuit: Circuit,
         writes: QuotaWindow,
         queries: QuotaWindow,
@@ -82,25 +84,34 @@ class GuardedVod:
     async def _guarded(
         self, operation: str, window: QuotaWindow, call: Callable[[], Awaitable[T]]
     ) -> T:
-        await window.acquire()
-        async with self._slots:
-            if self.circuit.is_open:
-                raise CircuitOpen(None, self.circuit.reason, None)
-            began = self._clock.monotonic()
-            result = "ok"
-            try:
-                answer = await call()
-            except VodError as exc:
-                result = exc.error_code or type(exc).__name__
-                if isinstance(exc, VodSystemicError):
-                    self.circuit.open(exc)
-                elif isinstance(exc, VodThrottled):
-                    metrics.VOD_THROTTLED.inc()
-                    window.quiet(exc.retry_after)
-                raise
-            finally:
-                metrics.VOD_REQUESTS.labels(operation, result).inc()
-                metrics.VOD_SECONDS.labels(operation).observe(self._clock.monotonic() - began)
+        while True:
+            async with self._slots:
+                if self.circuit.is_open:
+                    raise CircuitOpen(None, self.circuit.reason, None)
+                # The token is taken with the connection in hand, right before sending;
+                # without one, the slot goes back to the others while this call waits.
+                if (wait := window.take()) == 0.0:
+                    return await self._send(operation, window, call)
+            await self._clock.sleep(wait)
+
+    async def _send(
+        self, operation: str, window: QuotaWindow, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        began = self._clock.monotonic()
+        result = "ok"
+        try:
+            answer = await call()
+        except VodError as exc:
+            result = exc.error_code or type(exc).__name__
+            if isinstance(exc, VodSystemicError):
+                self.circuit.open(exc)
+            elif isinstance(exc, VodThrottled):
+                metrics.VOD_THROTTLED.inc()
+                window.quiet(exc.retry_after)
+            raise
+        finally:
+            metrics.VOD_REQUESTS.labels(operation, result).inc()
+            metrics.VOD_SECONDS.labels(operation).observe(self._clock.monotonic() - began)
         if self._unproven:
             for _ in range(self._unproven):
                 self._slots.release()

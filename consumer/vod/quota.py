@@ -45,6 +45,12 @@ class QuotaWindow:
             self._share, self._pending = self._pending[0], None
         return math.floor(self.per_minute * self._share)
 
+    @property
+    def spent(self) -> int:
+        """Calls counted in the current sliding window."""
+        now = self._clock.monotonic()
+        return sum(1 for sent in self._calls if sent + self.window > now)
+
     def set_share(self, share: float) -> None:
         if share <= self._share:
             self._share, self._pending = share, None
@@ -57,19 +63,25 @@ class QuotaWindow:
         """No calls for ``seconds``: VOD answered that the tenant is over its quota."""
         self._quiet_until = max(self._quiet_until, self._clock.monotonic() + seconds)
 
+    def take(self) -> float:
+        """Count one call now if it fits in the sliding minute and return 0.0; else count
+        nothing and return the seconds until one may fit. Taken at the moment of sending:
+        a token that waited for a free connection would age, and tokens aged together go
+        out together (VOD saw 60 calls in one second once it healed)."""
+        now = self._clock.monotonic()
+        while self._calls and self._calls[0] + self.window <= now:
+            self._calls.popleft()
+        if now < self._quiet_until:
+            return self._quiet_until - now
+        if len(self._calls) < self.limit:
+            self._calls.append(now)
+            return 0.0
+        if self._calls:
+            # A hair past the expiry: float time must not leave the call counted.
+            return self._calls[0] + self.window - now + 1e-3
+        return 1.0  # no share at all (no partitions yet): look again
+
     async def acquire(self) -> None:
         """Wait until one more call fits in the sliding minute, then count it."""
-        while True:
-            now = self._clock.monotonic()
-            while self._calls and self._calls[0] + self.window <= now:
-                self._calls.popleft()
-            if now < self._quiet_until:
-                await self._clock.sleep(self._quiet_until - now)
-            elif len(self._calls) < self.limit:
-                self._calls.append(now)
-                return
-            elif self._calls:
-                # A hair past the expiry: float time must not leave the call counted.
-                await self._clock.sleep(self._calls[0] + self.window - now + 1e-3)
-            else:
-                await self._clock.sleep(1.0)  # no share at all (no partitions yet): look again
+        while (wait := self.take()) > 0:
+            await self._clock.sleep(wait)

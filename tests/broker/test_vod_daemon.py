@@ -132,3 +132,45 @@ def test_three_daemons_share_the_write_quota_without_exceeding_it(
     assert writes == total
     assert all(len(d.outcomes()) > 0 for d in daemons)  # all three took part
     assert elapsed < 2.5 * (total / 20 * 3)  # drains near the quota
+
+
+@pytest.mark.slow
+def test_vod_slow_and_resetting_never_receives_more_than_the_quota_in_a_window(
+    bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
+) -> None:
+    state, url = simulator_thread
+    state.quotas = Quotas(writes_per_minute=10, queries_per_minute=20, window=3.0)
+    total = 40
+    for i in range(total):
+        state.add_asset(f"a{i}", snapshots=[0, 4, 8])
+    # VOD sick: slow answers and dropped connections, healing after a while.
+    state.faults.latency = (0.4, 0.8)
+    state.faults.reset_rate = 0.3
+    asyncio.run(create_topic(bootstrap, name, 2))
+    quotas = {"write_quota_per_minute": 10, "query_quota_per_minute": 20, "quota_window": 3.0}
+    extra = {
+        "vod": vod_settings(url, timeout=2.0, **quotas),
+        "retry": {
+            "quick_base_delay": 0.05,
+            "quick_budget": 2,
+            "tiers": [{"delay": 1}, {"delay": 3}],
+        },
+    }
+    config = daemon_config(tmp_path, bootstrap, name, name, "fallback_cover", extra=extra)
+    daemon = start_daemon(config, tmp_path / "d.log")
+    daemon.wait_for(daemon.joined, 60, "join")
+    records = [(f"a{i}".encode(), cover_event(f"a{i}"), None) for i in range(total)]
+    asyncio.run(produce(bootstrap, name, records))
+    time.sleep(8)
+    state.faults.latency, state.faults.reset_rate = (0.0, 0.0), 0.0  # VOD heals
+    daemon.wait_for(
+        lambda: sum(1 for o in daemon.outcomes() if o["outcome"] != "retried") >= total,
+        120,
+        "every event settled",
+    )
+    daemon.terminate()
+
+    assert state.count("show_asset_detail", "reset") > 0  # the faults did bite
+    assert state.most_in_window("query") <= 20
+    assert state.most_in_window("write") <= 10
+    assert state.throttled == 0

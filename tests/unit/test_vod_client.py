@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from consumer.devtools.simulator.app import make_app, run_simulator
 from consumer.testing import ManualClock
 from consumer.testing.vodsim import SimState, TaskDone
-from consumer.vod.client import VodCall, VodClient
+from consumer.vod.client import VodCall, VodClient, vod_session
 from consumer.vod.errors import (
     VodPermanentError,
     VodRetryLater,
@@ -323,6 +323,28 @@ async def test_a_connection_reset_is_transient(client: VodClient, state: SimStat
     assert isinstance(caught.value.__cause__, aiohttp.ClientConnectionError)
     # aiohttp itself resends an idempotent request once after a dropped connection.
     assert state.count("update_cover", "reset") >= 1
+
+
+@pytest.mark.parametrize(("own_pool", "requests"), [(True, 1), (False, 2)])
+async def test_a_reset_connection_is_one_request_at_vod_in_the_vod_pool_not_two(
+    endpoint: str, state: SimState, clock: ManualClock, own_pool: bool, requests: int
+) -> None:
+    # aiohttp re-sends an idempotent request once on a reset; VOD would count it twice.
+    state.faults.reset_rate = 1.0
+    session = vod_session(4) if own_pool else aiohttp.ClientSession()
+    async with session:
+        client = VodClient(
+            session,
+            endpoint=endpoint,
+            project_id=PROJECT,
+            access_key=AK,
+            secret_key=SK,
+            clock=clock,
+        )
+        with pytest.raises(VodTransientError):
+            await client.show_asset_detail("a1")
+
+    assert state.count("show_asset_detail", "reset") == requests
 
 
 async def test_token_auth_works(make_client: MakeClient) -> None:

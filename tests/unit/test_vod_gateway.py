@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -17,6 +18,7 @@ from consumer.vod.circuit import Circuit, CircuitOpen
 from consumer.vod.client import VodClient
 from consumer.vod.errors import VodSystemicError
 from consumer.vod.gateway import GuardedVod
+from consumer.vod.models import AssetDetail
 from consumer.vod.quota import QuotaWindow
 
 PROJECT, AK, SK = "proj-1", "AK-GW", "the-right-secret"
@@ -129,3 +131,82 @@ async def test_the_circuit_closes_when_a_probe_passes_after_the_key_is_fixed(
 
     assert detail.asset_id == "a1"
     assert not vod.circuit.is_open
+
+
+class SlowVod:
+    """A VOD whose answers wait for the test: calls pile up in flight."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.answer = asyncio.Event()
+
+    async def show_asset_detail(
+        self, asset_id: str, categories: Any = (), *, calls: Any = None
+    ) -> AssetDetail:
+        self.sent += 1
+        await self.answer.wait()
+        return AssetDetail(asset_id=asset_id)
+
+    async def update_cover(self, thumbnail_url: str, *, calls: Any = None) -> None:
+        self.sent += 1
+
+    async def create_process_task(self, request: Any, *, calls: Any = None) -> Any:
+        raise NotImplementedError
+
+
+def guarded(vod: SlowVod, queries: int, clock: ManualClock) -> GuardedVod:
+    circuit = Circuit(lambda: asyncio.sleep(0), 60, structlog.get_logger())
+    gateway = GuardedVod(
+        vod,
+        circuit,
+        QuotaWindow(100, clock=clock, window=10),
+        QuotaWindow(queries, clock=clock, window=10),
+        max_concurrent=4,
+        clock=clock,
+    )
+    gateway.set_share(1.0)
+    return gateway
+
+
+async def test_a_quota_token_is_taken_only_as_a_call_is_sent_never_while_it_waits() -> None:
+    vod, clock = SlowVod(), ManualClock(now=1000.0)
+    gateway = guarded(vod, 100, clock)
+
+    calls = [asyncio.create_task(gateway.show_asset_detail(f"a{i}")) for i in range(10)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # The key is unproven: one call on the wire, nine waiting for it, none holding a token.
+    assert (vod.sent, gateway.queries.spent) == (1, 1)
+    vod.answer.set()
+    await asyncio.wait_for(asyncio.gather(*calls), 1)
+
+    assert (vod.sent, gateway.queries.spent) == (10, 10)
+
+
+class HeldClock(ManualClock):
+    """Sleeps wait until the test lets time pass."""
+
+    def __init__(self, now: float) -> None:
+        super().__init__(now=now)
+        self.passes = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.passes.wait()
+        await super().sleep(seconds)
+
+
+async def test_a_call_waiting_for_quota_leaves_its_connection_slot_to_others() -> None:
+    vod, clock = SlowVod(), HeldClock(now=1000.0)
+    vod.answer.set()
+    gateway = guarded(vod, 1, clock)
+    await gateway.show_asset_detail("a0")  # proves the key; spends the one query
+
+    waiting = asyncio.create_task(gateway.show_asset_detail("a1"))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(gateway.update_cover("https://cdn/x.jpg"), 1)  # a write still goes
+
+    assert vod.sent == 2
+    assert not waiting.done()
+    clock.passes.set()
+    await asyncio.wait_for(waiting, 1)
+    assert vod.sent == 3

@@ -15,7 +15,7 @@ announces every finished snapshot task on the topic (``thumbnailComplete``, and
 ``coverComplete`` when the task set a cover); the daemon consumes those too.
 
 seed.py      the assets, and the events about them shaped like VOD's traffic
-announce.py  the simulator's side: requests it admitted, finished tasks announced
+announce.py  the simulator's side: finished snapshot tasks announced on the topic
 run.py       broker, simulator, daemon; waiting for every outcome; the stop
 report.py    what happened, and the demo's checks of its own claims
 """

@@ -1,29 +1,15 @@
-"""The simulator's side of the demo: it remembers when each request was admitted (for the
-quota check) and, like VOD, announces every finished snapshot task on the topic."""
+"""The simulator's side of the demo: like VOD, it announces every finished snapshot task
+on the topic, and tells how each asset got its cover."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
-from consumer.testing.vodsim import QuotaGroup, SimState, TaskDone
+from consumer.testing.vodsim import TaskDone
 
-__all__ = ["DemoState", "Publisher", "cover_origin"]
-
-
-@dataclass
-class DemoState(SimState):
-    """The simulator's state, also remembering when each admitted request came in."""
-
-    admitted: dict[str, list[float]] = field(default_factory=lambda: {"write": [], "query": []})
-
-    def admit(self, tenant: str, group: QuotaGroup) -> bool:
-        ok = super().admit(tenant, group)
-        if ok:
-            self.admitted[group].append(self.clock())
-        return ok
+__all__ = ["Publisher", "cover_origin"]
 
 
 class Publisher:

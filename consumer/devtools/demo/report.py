@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from consumer.devtools.demo.announce import DemoState, Publisher, cover_origin
+from consumer.devtools.demo.announce import Publisher, cover_origin
 from consumer.devtools.demo.seed import Plan
 from consumer.devtools.harness import JsonLines
 from consumer.errors import RecordError
 from consumer.events import decode
 from consumer.redelivery import headers as h
 from consumer.redelivery.topology import Topology
-from consumer.testing.vodsim import Quotas
+from consumer.testing.vodsim import Quotas, SimState
 
 __all__ = ["Progress", "Report"]
 
@@ -47,16 +47,6 @@ class Progress:
         return sum(1 for line in self.outcomes if line.get("outcome") == outcome)
 
 
-def _max_in_window(times: list[float], window: float) -> int:
-    """The most requests the simulator counted in one window: (t - window, t]."""
-    ordered, best, start = sorted(times), 0, 0
-    for end, now in enumerate(ordered):
-        while ordered[start] <= now - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def _short(reason: str) -> str:
     # JSON parser messages differ by byte position: group them by kind.
     return reason.split(" (")[0] if "not valid JSON" in reason else reason
@@ -73,7 +63,7 @@ class Report:
     def __init__(
         self,
         plan: Plan,
-        state: DemoState,
+        state: SimState,
         publisher: Publisher,
         log: Progress,
         letters: list[Any],
@@ -176,10 +166,9 @@ class Report:
         for (operation, result), count in sorted(state.calls.items()):
             print(f"  {operation:<22}{result:<12}{count:>6}")
         window = self.quotas.window
-        writes = _max_in_window(state.admitted["write"], window)
-        queries = _max_in_window(state.admitted["query"], window)
+        writes, queries = state.most_in_window("write"), state.most_in_window("query")
         print(
-            f"quota use, most in any {window:g} s window: writes {writes} of "
+            f"quota use, most requests VOD received in any {window:g} s window: writes {writes} of "
             f"{self.quotas.writes_per_minute}, queries {queries} of "
             f"{self.quotas.queries_per_minute}; throttled answers: {state.throttled}"
         )
@@ -210,8 +199,7 @@ class Report:
             for r in self.letters
             if r.value not in plan.malformed and _letter_asset(r) not in expected_letters
         ]
-        writes = _max_in_window(state.admitted["write"], self.quotas.window)
-        queries = _max_in_window(state.admitted["query"], self.quotas.window)
+        writes, queries = state.most_in_window("write"), state.most_in_window("query")
         checks: list[tuple[bool, str]] = [
             (
                 self.settled and self.log.finals == self.expected,

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from consumer.config import KafkaSettings, Settings
 from consumer.devtools.broker import EmbeddedBroker
-from consumer.devtools.demo.announce import DemoState, Publisher
+from consumer.devtools.demo.announce import Publisher
 from consumer.devtools.demo.report import Progress, Report
 from consumer.devtools.demo.seed import Plan, seed_assets
 from consumer.devtools.harness import FAST_GROUP, DaemonProcess, clean_env
@@ -28,7 +28,7 @@ from consumer.devtools.simulator.app import run_simulator
 from consumer.kafka.reading import read_topic
 from consumer.redelivery.ops import ensure_topics
 from consumer.redelivery.topology import Topology
-from consumer.testing.vodsim import Quotas
+from consumer.testing.vodsim import Quotas, SimState
 
 __all__ = ["main"]
 
@@ -98,7 +98,7 @@ async def _demo(bootstrap: str, suffix: str, tmp: Path, began: float) -> int:
     await producer.start()
     publisher = Publisher(producer, topology.main)
     secret_key = secrets.token_urlsafe(24)
-    state = DemoState(
+    state = SimState(
         project_id=PROJECT,
         keys={ACCESS_KEY: secret_key},
         rng=random.Random(11),
@@ -177,7 +177,7 @@ async def _stop(daemon: DaemonProcess) -> int:
 
 async def _wait(
     progress: Progress,
-    state: DemoState,
+    state: SimState,
     publisher: Publisher,
     plan: Plan,
     daemon: DaemonProcess,
@@ -216,7 +216,7 @@ async def _wait(
                 f"  {now - began:5.1f}s  {progress.finals}/{expected} records final "
                 f"({progress.count('retried')} trips to a retry tier so far); "
                 f"covers {covers}/{len(plan.failed)}; VOD writes "
-                f"{len(state.admitted['write'])}, queries {len(state.admitted['query'])}, "
+                f"{len(state.received['write'])}, queries {len(state.received['query'])}, "
                 f"throttled {state.throttled}; snapshot tasks running {tasks}"
             )
     print(f"  the daemon exited early, code {daemon.process.returncode}")

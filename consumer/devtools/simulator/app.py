@@ -3,9 +3,9 @@ calls, behind the gateway's checks (AK/SK signatures with key lockout, project, 
 and with faults to inject. Its state is a ``consumer.testing.vodsim.SimState`` and its
 operations are ``consumer.testing.vodops``'s, which ``MemoryVod`` calls without HTTP.
 
-Every request passes the same steps, in the order a real call meets them: network
-faults (latency, reset, timeout), the gateway (authentication, project, quota), a
-backend fault (5xx), then the operation. Each answer carries an X-Request-Id.
+Every request passes the same steps, in the order a real call meets them: the gateway
+as it arrives (authentication, project, quota), then network and backend faults behind
+it (latency, reset, timeout, 5xx), then the operation. Each answer carries an X-Request-Id.
 """
 
 from __future__ import annotations
@@ -123,20 +123,27 @@ def _gateway(state: SimState, request: web.Request, body: bytes, group: QuotaGro
     _authenticate(state, request, body)
     if request.match_info["project_id"] != state.project_id:
         raise _Answer(403, "VOD.10074", "no permission for this project")
-    ops.gateway(state, group)  # quota, then a backend fault
+    ops.quota(state, group)
 
 
 def _endpoint(operation: str, group: QuotaGroup, run: _Operation) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         state = request.app[_STATE]
         request_id = uuid.uuid4().hex
+        state.received[group].append(state.clock())
         body = await request.read()
+        try:
+            # The gateway answers as the request arrives; what is slow is behind it.
+            _gateway(state, request, body, group)
+        except _Answer as answer:
+            state.calls[operation, answer.code] += 1
+            return _error(answer, request_id)
         fault = await _network_faults(state, request)
         if fault == "reset":
             state.calls[operation, fault] += 1
             return web.Response()  # never written: the connection is gone
         try:
-            _gateway(state, request, body, group)
+            ops.backend(state)
             status, payload = await run(state, request, body)
         except _Answer as answer:
             state.calls[operation, fault or answer.code] += 1
