@@ -73,3 +73,15 @@ async def gated_failure(event: Event, ctx: Context) -> Outcome:
 async def leaks_secret(event: Event, ctx: Context) -> Outcome:
     """Fail with an exception whose text quotes TEST_LEAKED (a configured secret)."""
     raise PermissionError(f"token {os.environ['TEST_LEAKED']} was refused")
+
+
+async def cancels_itself(event: Event, ctx: Context) -> Outcome:
+    """Assets ending in 3 or 7 raise CancelledError of their own (not a cancellation), the
+    rest a BaseException subclass every tenth, else done."""
+    asset = event.asset_id or ""
+    if asset.endswith(("3", "7")):
+        raise asyncio.CancelledError("the handler's own")
+    if asset.endswith("0"):
+        raise SystemExit("a handler must not end the daemon")
+    await asyncio.sleep(0)
+    return DONE

@@ -79,7 +79,7 @@ def decide(outcome: Outcome, step: int, steps: int, tiers: Sequence[Tier], sat_i
     return NextHandler(f"retries exhausted: {outcome.reason}")
 
 
-def failure(exc: Exception, attempt: int, unexpected_attempts: int) -> Retry | Failed:
+def failure(exc: BaseException, attempt: int, unexpected_attempts: int) -> Retry | Failed:
     """What a handler's exception counts as: a retry while the failure is transient or
     unexpected ones are left, else a permanent failure naming the attempts."""
     error = type(exc).__name__

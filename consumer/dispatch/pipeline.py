@@ -9,6 +9,7 @@ itself dead-letters the record with the reason, so nothing is ever acknowledged 
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -230,7 +231,11 @@ class Pipeline:
                 # A handler past its time is cancelled: a TimeoutError, so a transient failure.
                 with self._watchdog.watch():
                     outcome = await step.handler(event, ctx)
-            except Exception as exc:
+            except BaseException as exc:
+                if _cancelled_from_outside(exc):
+                    raise  # shutdown or revoke gave up on this record: not the handler's doing
+                # Any other BaseException is the handler's own (a CancelledError it raised
+                # itself, SystemExit, ...): one failure like another, never a lost worker.
                 run.error = exc
                 if getattr(exc, "systemic", False) and Reason.CIRCUIT in self._hold:
                     # Every record would fail alike: this one stays in flight, uncommitted,
@@ -280,3 +285,12 @@ class Pipeline:
             fields["retry_topic"] = outcome.topic
             fields["due"] = round(outcome.due, 3)
         self._log.info("record_processed", **fields)
+
+
+def _cancelled_from_outside(exc: BaseException) -> bool:
+    """Whether ``exc`` is this task being cancelled (``Task.cancel``), rather than a
+    CancelledError a handler raised (a time limit's is a TimeoutError by now)."""
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

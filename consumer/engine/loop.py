@@ -234,7 +234,10 @@ class Engine:
     async def _run(self, work: Work) -> None:
         try:
             await self._process(work)
-        except Exception:
+        except BaseException as exc:
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task and task.cancelling():
+                raise  # shutdown gave up on it: released, not stuck
             # ``process`` gives every record its outcome, a dead letter included; one that
             # escapes means not even that worked. Never ack it: the record stays uncommitted
             # and nothing new is taken until someone looks.

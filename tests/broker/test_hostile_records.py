@@ -173,3 +173,31 @@ def test_huge_made_up_event_types_do_not_stay_in_the_daemons_memory(
     assert {line["outcome"] for line in daemon.outcomes()} == {"done"}
     # 150 x 800 KB remembered would be 120 MB on top of the daemon's ~60 MB.
     assert rss < 130 * 2**20, f"RSS {rss / 2**20:.0f} MiB"
+
+
+def test_handlers_raising_cancelled_error_or_system_exit_stall_nothing(
+    bootstrap: str, name: str, tmp_path: Path
+) -> None:
+    asyncio.run(create_topic(bootstrap, name, 2))
+    asyncio.run(produce(bootstrap, name, [(None, cover_event(f"a{i}"), None) for i in range(200)]))
+    extra = {"retry": {"quick_base_delay": 0.001, "tiers": []}}
+    handler = "tests.handlers:cancels_itself"
+    config = daemon_config(tmp_path, bootstrap, name, name, handler, max_in_flight=8, extra=extra)
+    daemon = start_daemon(config, tmp_path / "d.log")
+    daemon.wait_for(lambda: len(daemon.outcomes()) == 200, 60, "200 outcomes")
+    daemon.wait_for(
+        lambda: (
+            sum(o or 0 for o in asyncio.run(committed(bootstrap, name, name, 2)).values()) == 200
+        ),
+        30,
+        "every offset committed",
+    )
+    code, _ = daemon.terminate()
+
+    outcomes = {line["asset_id"]: line for line in daemon.outcomes()}
+    rude = [f"a{i}" for i in range(200) if i % 10 in (0, 3, 7)]
+    assert {outcomes[a]["outcome"] for a in rude} == {"dead_lettered"}
+    assert {outcomes[a]["error"] for a in rude} == {"CancelledError", "SystemExit"}
+    assert all(outcomes[a]["handler"] == handler for a in rude)
+    assert sum(1 for line in outcomes.values() if line["outcome"] == "done") == 200 - len(rude)
+    assert code == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import structlog
 from aiokafka import TopicPartition
 from structlog.typing import EventDict
@@ -380,3 +381,66 @@ async def test_an_error_of_the_pipeline_itself_dead_letters_the_record_with_the_
     line = outcome_line(logs)
     assert (line["outcome"], line["log_level"]) == ("dead_lettered", "error")
     assert "failed" not in {entry.get("outcome") for entry in logs}
+
+
+class Interrupted(BaseException):
+    """Not an Exception: user code may raise anything."""
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [asyncio.CancelledError("the handler's own"), SystemExit(3), Interrupted("odd")],
+    ids=["CancelledError", "SystemExit", "BaseException"],
+)
+async def test_a_handler_raising_a_base_exception_gets_an_outcome_and_the_caller_goes_on(
+    clients: Clients, logs: list[EventDict], raised: BaseException
+) -> None:
+    calls: list[int] = []
+
+    async def rude(event: Event, ctx: Context) -> Outcome:
+        calls.append(ctx.attempt)
+        raise raised
+
+    routes = [RouteSpec(match=MatchSpec(), handlers=["rude"])]
+    router = Router.from_specs(routes, resolve_handler={"rude": rude}.__getitem__)
+    sink = FakeSink()
+    piped = Pipeline(
+        router,
+        clients,
+        structlog.get_logger(),
+        side_topics(sink, tiers=()),
+        RetrySettings(),
+        clock=ManualClock(),
+    )
+
+    outcome = await piped.process(work(cover_event("a1")))
+
+    assert calls == [1, 2, 3]  # an unexpected error: its attempts, then a dead letter
+    assert outcome.kind == "dead_lettered"
+    assert (outcome.reason or "").startswith(
+        f"unexpected error, 3 attempts: {type(raised).__name__}"
+    )
+    line = outcome_line(logs)
+    assert (line["handler"], line["error"]) == ("rude", type(raised).__name__)
+
+
+async def test_cancelling_the_processing_task_itself_still_cancels_it(clients: Clients) -> None:
+    started = asyncio.Event()
+
+    async def waits(event: Event, ctx: Context) -> Outcome:
+        started.set()
+        await asyncio.Event().wait()
+        return DONE
+
+    routes = [RouteSpec(match=MatchSpec(), handlers=["waits"])]
+    router = Router.from_specs(routes, resolve_handler={"waits": waits}.__getitem__)
+    piped = Pipeline(
+        router, clients, structlog.get_logger(), side_topics(FakeSink()), RetrySettings()
+    )
+    task = asyncio.create_task(piped.process(work(cover_event("a1"))))
+    await asyncio.wait_for(started.wait(), 1)
+
+    task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 1)
