@@ -993,7 +993,11 @@ async def test_room_freed_by_a_record_of_a_revoked_partition_wakes_a_full_loop()
         await rig.step()
         await rig.process.wait_started((0, 0), (1, 0))
         await bounded(rig.engine.on_revoked([TP0]))  # gives up on (0, 0), which runs on
-        stepping = rig.start_step()  # full: TP1 paused, nothing to fetch
+        rig.engine.wake()
+        await rig.step()  # full: pauses TP1, fetches nothing
+        stepping = rig.start_step()
+        await asyncio.sleep(1)
+        assert not stepping.done()  # nothing to fetch, no room
 
         rig.process.release((0, 0))
         await bounded(stepping)
