@@ -51,7 +51,8 @@ class FakeSource:
     ``fetch`` returns what is readable at once; with nothing readable it waits for a
     signal (an append, a resume, a seek or :meth:`poke`) for at most ``timeout``, then
     returns whatever is readable, possibly nothing. ``waiting`` is set while it waits,
-    so a test knows a step is blocked in its fetch.
+    so a test knows a step is blocked in its fetch; ``returned`` is set each time a
+    fetch returns a batch, even an empty one (a test clears it first).
     """
 
     def __init__(self, partitions: Iterable[TopicPartition] = ()) -> None:
@@ -67,7 +68,10 @@ class FakeSource:
         self.failing_fetches = 0
         #: The partitions each fetch was asked for.
         self.fetched_from: list[frozenset[TopicPartition]] = []
+        #: The (timeout, max_records) each fetch was asked with.
+        self.fetch_limits: list[tuple[float, int]] = []
         self.waiting = asyncio.Event()
+        self.returned = asyncio.Event()
         self._signal = asyncio.Event()
         self._pokes = 0
         self.assign(partitions)
@@ -111,6 +115,14 @@ class FakeSource:
         # aiokafka drops the read-ahead of a paused partition it is asked about.
         assert not set(partitions) & self.paused, "fetch asked for a paused partition"
         self.fetched_from.append(frozenset(partitions))
+        self.fetch_limits.append((timeout, max_records))
+        batch = await self._fetch(partitions, timeout, max_records)
+        self.returned.set()
+        return batch
+
+    async def _fetch(
+        self, partitions: Collection[TopicPartition], timeout: float, max_records: int
+    ) -> dict[TopicPartition, Sequence[Record]]:
         if self.failing_fetches:
             self.failing_fetches -= 1
             raise KafkaConnectionError("broker gone")

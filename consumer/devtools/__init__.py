@@ -5,4 +5,5 @@ harness.py    ``cover-consumer run`` as a child process, its JSON lines read bac
 simulator/    the VOD simulator over HTTP (``simulate-vod``)
 demo/         ``make demo``
 bench/        ``make bench``
+mutation.py   ``make mutate``: mutmut's results per module against 90 % killed
 """

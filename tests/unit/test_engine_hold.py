@@ -248,3 +248,24 @@ async def test_a_due_record_cut_off_by_the_partition_cap_is_not_held_until_a_lat
     await rig.step()
 
     assert T2 in rig.process.seen  # due since START - 10, not only at START + 3600
+
+
+async def test_a_tier_partition_revoked_while_held_is_not_held_once_assigned_again(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig()
+    rig.add(TIER, "a", due=START + 30)
+    rig.add(TIER, "b", due=START - 10)
+    await rig.step()
+    await rig.step()
+    assert rig.source.paused == {TIER}  # held until START + 30
+
+    await bounded(rig.engine.on_revoked([TIER]))
+    rig.source.unassign([TIER])
+    rig.source.assign([TIER])
+    rig.source.seek(TIER, 1)  # the next owner went past "a"; this one gets the partition back
+    await rig.engine.on_assigned([TIER])
+    await rig.step()
+    await rig.process.wait_for(T1)
+
+    assert rig.process.seen == [T1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from consumer.hold import Hold, Reason
 from consumer.redelivery.guard import DeadLetterGuard
 
 LOOK = 0.05  # seconds: how long a test watches an admit that should never return
@@ -116,3 +117,14 @@ async def test_once_tripped_every_later_admit_blocks_without_tripping_again() ->
     assert not await admitted(g)
     assert not await admitted(g)
     assert len(trips.reasons) == 1
+
+
+async def test_tripping_holds_the_daemon_naming_the_share_that_tripped_it() -> None:
+    hold = Hold()
+    g = DeadLetterGuard(10, 0.5, 4, hold=hold)
+    feed(g, "DDD")
+
+    assert not await admitted(g)
+
+    assert Reason.GUARD in hold
+    assert hold.why() == "dead-letter guard tripped: 4 of the last 4 records would be dead letters"

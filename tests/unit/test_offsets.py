@@ -62,12 +62,23 @@ def test_window_counts_unfinished_and_finished_behind_a_slow_one() -> None:
     assert state.window == 0
 
 
-@pytest.mark.parametrize("offset", [4, 5])
-def test_adding_an_offset_not_after_the_last_raises(offset: int) -> None:
-    state = offsets(3, 5)
+@pytest.mark.parametrize("offset", [6, 7])
+def test_adding_an_offset_not_after_the_last_raises_naming_both(offset: int) -> None:
+    state = offsets(3, 5, 7)
 
-    with pytest.raises(ValueError, match="out of order"):
+    with pytest.raises(ValueError, match=f"^offset {offset} added out of order after 7$"):
         state.add(offset)
+
+
+def test_finished_offsets_are_forgotten_once_the_commit_point_passes_them() -> None:
+    state = offsets(*range(1000))
+
+    for offset in reversed(range(1000)):
+        state.complete(offset)
+
+    assert state.committable == 1000
+    # Memory stays bounded by the window: nothing to observe but the set itself.
+    assert state._done == set()
 
 
 def tracker_with(**committable: int) -> OffsetTracker[str]:
@@ -132,6 +143,14 @@ def test_forget_drops_the_partition_and_its_pending_commit() -> None:
     assert "p0" not in tracker
     assert tracker.partitions() == ["p1"]
     assert tracker.to_commit() == {"p1": 2}
+
+
+def test_forgetting_a_partition_not_owned_does_nothing() -> None:
+    tracker = tracker_with(p0=3)
+
+    tracker.forget("p1")
+
+    assert tracker.partitions() == ["p0"]
 
 
 def test_a_forgotten_then_reassigned_partition_starts_fresh() -> None:

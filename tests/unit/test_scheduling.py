@@ -172,3 +172,76 @@ async def test_cancel_all_returns_running_and_waiting_items_and_stops_every_work
     assert scheduler.active_keys == 0
     assert runs.finished == []
     assert sum(runs.running.values()) == 0  # the running calls were cancelled, not left hanging
+
+
+async def test_a_burst_of_new_keys_wakes_one_parked_worker_and_starts_no_other() -> None:
+    done: list[int] = []
+    ran = {99: asyncio.Event(), 102: asyncio.Event()}
+
+    async def run(item: int) -> None:
+        done.append(item)
+        if item in ran:
+            ran[item].set()
+
+    scheduler = KeyedScheduler(run, workers=64)
+    for n in range(100):
+        scheduler.submit(f"k{n}", n)
+    async with asyncio.timeout(1):
+        await ran[99].wait()
+    tasks = len(asyncio.all_tasks())  # every item ran: the workers are idle
+
+    for n in range(100, 103):
+        scheduler.submit(f"k{n}", n)
+
+    assert len(asyncio.all_tasks()) == tasks  # one idle worker woken; none started
+    async with asyncio.timeout(1):
+        await ran[102].wait()
+    assert done[100:] == [100, 101, 102]
+
+
+async def test_discard_waiting_looks_at_every_key_not_only_the_first() -> None:
+    runs = Runs()
+    scheduler = KeyedScheduler(runs, workers=8)
+    for item in [("a", 0), ("a", 1), ("b", 0), ("b", 1)]:
+        scheduler.submit(item[0], item)
+    await runs.started_event(("a", 0))
+    await runs.started_event(("b", 0))
+
+    dropped = scheduler.discard_waiting(lambda item: item == ("b", 1))
+
+    assert dropped == [("b", 1)]
+    runs.release_all()
+    await runs.finished_event(("a", 1))
+    assert sorted(runs.finished) == [("a", 0), ("a", 1), ("b", 0)]
+
+
+async def test_a_key_dropped_before_it_started_is_forgotten_and_can_come_back() -> None:
+    runs = Runs()
+    scheduler = KeyedScheduler(runs, workers=1)
+    for item in [("a", 0), ("b", 0), ("b", 1)]:
+        scheduler.submit(item[0], item)
+    await runs.started_event(("a", 0))  # "b" waits for the only worker
+
+    dropped = scheduler.discard_waiting(lambda item: item[0] == "b")
+
+    assert dropped == [("b", 0), ("b", 1)]
+    assert scheduler.active_keys == 1
+    runs.release_all()
+    scheduler.submit("b", ("b", 2))
+    await runs.finished_event(("b", 2))
+    assert runs.finished == [("a", 0), ("b", 2)]
+
+
+async def test_a_key_with_items_left_after_a_discard_still_runs_them() -> None:
+    runs = Runs()
+    scheduler = KeyedScheduler(runs, workers=1)
+    for item in [("a", 0), ("b", 0), ("b", 1)]:
+        scheduler.submit(item[0], item)
+    await runs.started_event(("a", 0))  # "b" waits for the only worker
+
+    dropped = scheduler.discard_waiting(lambda item: item == ("b", 0))
+
+    assert dropped == [("b", 0)]
+    runs.release_all()
+    await runs.finished_event(("b", 1))
+    assert runs.finished == [("a", 0), ("b", 1)]

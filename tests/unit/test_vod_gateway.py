@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
@@ -12,11 +12,12 @@ import structlog
 from structlog.testing import capture_logs
 
 from consumer.devtools.simulator.app import run_simulator
+from consumer.hold import Hold, Reason
 from consumer.testing import ManualClock
 from consumer.testing.vodsim import SimState
 from consumer.vod.circuit import Circuit, CircuitOpen
 from consumer.vod.client import VodClient
-from consumer.vod.errors import VodSystemicError
+from consumer.vod.errors import VodPermanentError, VodSystemicError
 from consumer.vod.gateway import GuardedVod
 from consumer.vod.models import AssetDetail
 from consumer.vod.quota import QuotaWindow
@@ -24,25 +25,70 @@ from consumer.vod.quota import QuotaWindow
 PROJECT, AK, SK = "proj-1", "AK-GW", "the-right-secret"
 
 
+BOUND = 2.0  # seconds: only reached when a quota window or the circuit is broken
+
+
+async def acquire(window: QuotaWindow, calls: int = 1) -> None:
+    """``calls`` acquires, bounded: a window that never lets a call through fails the test."""
+    async with asyncio.timeout(BOUND):
+        for _ in range(calls):
+            await window.acquire()
+
+
 async def test_a_share_allows_the_floor_of_its_part_of_the_quota_per_sliding_minute() -> None:
     clock = ManualClock(now=1000.0)
     window = QuotaWindow(100, clock=clock)
     window.set_share(1 / 3)
 
-    for _ in range(33):
-        await window.acquire()
+    await acquire(window, 33)
     assert clock.slept == []
-    await window.acquire()  # the 34th waits for the first to leave the window
+    await acquire(window)  # the 34th waits for the first to leave the window
 
     assert clock.slept == [pytest.approx(window.window + 1e-3)]
-    assert 60 < window.window < 64  # a minute, and a margin for network jitter
+    # A minute, and a margin for network jitter: 5 % and 0.1 s.
+    assert window.window == pytest.approx(60 * 1.05 + 0.1)
+
+
+async def test_a_full_window_waits_for_its_oldest_call_to_leave() -> None:
+    clock = ManualClock(now=1000.0)
+    window = QuotaWindow(2, clock=clock)
+    window.set_share(1.0)
+    await acquire(window)
+    clock.advance(10)
+    await acquire(window)
+
+    await acquire(window)
+
+    assert clock.slept == [pytest.approx(window.window - 10 + 1e-3)]
+
+
+async def test_a_call_leaves_the_window_exactly_one_window_after_it_was_made() -> None:
+    clock = ManualClock(now=1000.0)
+    window = QuotaWindow(1, clock=clock)
+    window.set_share(1.0)
+    await acquire(window)
+
+    clock.advance(window.window)
+    await acquire(window)
+
+    assert clock.slept == []
+
+
+async def test_a_clock_starting_at_zero_lets_the_first_call_through_at_once() -> None:
+    clock = ManualClock(now=0.0)
+    window = QuotaWindow(100, clock=clock)
+    window.set_share(1.0)
+
+    await acquire(window)
+
+    assert clock.slept == []
 
 
 async def test_a_growing_share_applies_after_a_full_window_and_a_shrinking_one_at_once() -> None:
     clock = ManualClock(now=1000.0)
     window = QuotaWindow(100, clock=clock)
     window.set_share(0.5)
-    await window.acquire()
+    await acquire(window)
 
     window.set_share(1.0)
     assert window.limit == 50  # the old owner of the new partitions may still be spending
@@ -52,13 +98,25 @@ async def test_a_growing_share_applies_after_a_full_window_and_a_shrinking_one_a
     assert window.limit == 25
 
 
+async def test_a_share_that_grows_before_any_call_still_waits_a_full_window() -> None:
+    clock = ManualClock(now=1000.0)
+    window = QuotaWindow(100, clock=clock)
+    window.set_share(0.5)
+
+    window.set_share(1.0)  # no call made here yet, but the old owner may have made some
+
+    assert window.limit == 50
+    clock.advance(window.window)
+    assert window.limit == 100
+
+
 async def test_a_throttling_answer_quiets_the_window() -> None:
     clock = ManualClock(now=1000.0)
     window = QuotaWindow(100, clock=clock)
     window.set_share(1.0)
     window.quiet(3.0)
 
-    await window.acquire()
+    await acquire(window)
 
     assert clock.slept == [3.0]
 
@@ -71,9 +129,109 @@ async def test_no_share_means_no_calls_until_partitions_arrive() -> None:
     await asyncio.sleep(0)
     assert not waiting.done()
     window.set_share(1.0)
-    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(waiting, BOUND)
 
     assert set(clock.slept) == {1.0}
+
+
+BAD_KEY = VodSystemicError("VOD.10002", "authentication failed", 401)
+
+
+class Probe:
+    """A circuit's probe call: raises each of ``answers`` in turn, then succeeds."""
+
+    def __init__(self, answers: Iterable[Exception] = ()) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    async def __call__(self) -> None:
+        self.calls += 1
+        if self.answers:
+            raise self.answers.pop(0)
+
+
+def circuit(probe: Probe, hold: Hold | None = None) -> tuple[Circuit, ManualClock]:
+    clock = ManualClock(now=1000.0)
+    return Circuit(probe, 30.0, structlog.get_logger(), hold=hold, clock=clock), clock
+
+
+async def test_a_new_circuit_is_closed_with_no_reason() -> None:
+    c, _ = circuit(Probe())
+
+    assert (c.is_open, c.reason) == (False, None)
+    c.stop()  # nothing to stop: harmless
+
+
+async def test_opening_holds_the_daemon_and_logs_a_critical_line_with_the_cause() -> None:
+    hold = Hold()
+    c, _ = circuit(Probe(), hold=hold)
+
+    with capture_logs() as logs:
+        c.open(BAD_KEY)
+    c.stop()
+
+    assert c.is_open
+    assert c.reason == str(BAD_KEY)
+    assert hold.why() == f"VOD circuit open: {BAD_KEY}"
+    assert logs == [
+        {
+            "event": "vod_circuit_open",
+            "log_level": "critical",
+            "error_code": "VOD.10002",
+            "reason": str(BAD_KEY),
+            "action": "VOD calls and consumption paused; check the VOD keys, account and clock",
+        }
+    ]
+
+
+async def test_a_failing_probe_keeps_the_circuit_open_and_probes_again_an_interval_later() -> None:
+    probe = Probe([BAD_KEY, BAD_KEY])
+    c, clock = circuit(probe)
+
+    with capture_logs() as logs:
+        c.open(BAD_KEY)
+        async with asyncio.timeout(BOUND):
+            await c.wait_closed()
+
+    assert probe.calls == 3
+    assert clock.slept == [30.0, 30.0, 30.0]
+    assert [(e["event"], e["log_level"], e.get("error_code")) for e in logs[1:]] == [
+        ("vod_circuit_probe_failed", "warning", "VOD.10002"),
+        ("vod_circuit_probe_failed", "warning", "VOD.10002"),
+        ("vod_circuit_closed", "warning", None),
+    ]
+    assert logs[-1]["action"] == "resuming"
+    assert (c.is_open, c.reason) == (False, None)
+
+
+async def test_a_probe_answered_with_a_non_systemic_error_closes_the_circuit() -> None:
+    hold = Hold()
+    c, _ = circuit(Probe([VodPermanentError("VOD.10062", "asset does not exist", 400)]), hold)
+
+    with capture_logs() as logs:
+        c.open(BAD_KEY)
+        async with asyncio.timeout(BOUND):
+            await c.wait_closed()
+
+    assert logs[1:] == [
+        {"event": "vod_circuit_probe_passed", "log_level": "info", "error": "VodPermanentError"},
+        {"event": "vod_circuit_closed", "log_level": "warning", "action": "resuming"},
+    ]
+    assert Reason.CIRCUIT not in hold
+    assert c.reason is None
+
+
+async def test_stop_ends_the_probes_of_an_open_circuit() -> None:
+    probe = Probe()
+    c, _ = circuit(probe)
+    c.open(BAD_KEY)
+
+    c.stop()
+    for _ in range(10):  # ManualClock sleeps return at once: a live prober would be done
+        await asyncio.sleep(0)
+
+    assert probe.calls == 0
+    assert c.is_open
 
 
 @pytest.fixture
