@@ -69,6 +69,8 @@ class Processor:
         self._finished: dict[Coord, asyncio.Event] = {}
         #: Records whose processing raises once it finished (a pipeline that broke).
         self.raises: set[Coord] = set()
+        #: What they raise (a CancelledError of their own is no cancellation of the worker).
+        self.raised: BaseException = RuntimeError("processing failed")
 
     def hold(self, *coords: Coord) -> None:
         for coord in coords:
@@ -115,7 +117,7 @@ class Processor:
         self.finished.append(coord)
         self._finished.setdefault(coord, asyncio.Event()).set()
         if coord in self.raises:
-            raise RuntimeError("processing failed")
+            raise self.raised
 
 
 @dataclass
@@ -1088,3 +1090,17 @@ async def test_shutdown_gives_a_commit_the_broker_does_not_answer_only_its_reser
                 "reason": "broker did not answer before the shutdown timeout",
             }
         ]
+
+
+async def test_a_cancelled_error_raised_by_processing_itself_is_a_stuck_record_not_a_lost_worker(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig()
+    rig.process.raises.add((0, 0))
+    rig.process.raised = asyncio.CancelledError("raised, not a cancellation of this task")
+    rig.add("a", "b")
+    await rig.step()
+    await rig.process.wait_finished((0, 0), (0, 1))
+
+    assert [e["offset"] for e in rig.events("record_stuck")] == [0]
+    assert rig.engine.in_flight == 1  # (0, 1) finished on the same worker; (0, 0) is held

@@ -368,3 +368,16 @@ async def test_a_call_waiting_for_quota_leaves_its_connection_slot_to_others() -
     clock.passes.set()
     await asyncio.wait_for(waiting, 1)
     assert vod.sent == 3
+
+
+def test_a_call_taken_the_moment_a_quiet_period_ends_is_counted() -> None:
+    clock = ManualClock(now=1000.0)
+    window = QuotaWindow(100, clock=clock)
+    window.set_share(1.0)
+    window.quiet(3.0)
+
+    assert window.take() == pytest.approx(3.0)
+    clock.advance(3.0)
+
+    assert window.take() == 0.0
+    assert window.spent == 1
