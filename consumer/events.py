@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     StringConstraints,
@@ -78,6 +79,8 @@ def _absent_if_null(value: object) -> object:
 # Python validators or mutable defaults (deep-copied per instance) cost more than the parse.
 _AssetId = Annotated[str, StringConstraints(min_length=1)]
 _Upper = Annotated[str, StringConstraints(to_upper=True)]
+# VOD (and the official SDK) may write null for an empty list: read it as one.
+_Snapshots = Annotated[tuple[Snapshot, ...], BeforeValidator(lambda v: () if v is None else v)]
 
 
 class CoverInfo(_Model):
@@ -87,7 +90,7 @@ class CoverInfo(_Model):
     title: str | None = None
     error_code: str | None = None
     error_msg: str | None = None
-    cover_urls: tuple[Snapshot, ...] = ()
+    cover_urls: _Snapshots = ()
 
     _nullish = field_validator("error_code", "error_msg", mode="before")(_absent_if_null)
 
@@ -95,9 +98,9 @@ class CoverInfo(_Model):
 class ThumbnailInfo(_Model):
     asset_id: _AssetId
     status: _Upper
-    sample: tuple[Snapshot, ...] = ()
-    dots: tuple[Snapshot, ...] = ()
-    quantity: tuple[Snapshot, ...] = ()
+    sample: _Snapshots = ()
+    dots: _Snapshots = ()
+    quantity: _Snapshots = ()
     error_code: str | None = None
     error_msg: str | None = None
 

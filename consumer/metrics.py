@@ -10,6 +10,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "COMMIT_FAILURES",
+    "COVERS_VERIFIED",
+    "COVER_VERIFIED_SECONDS",
     "DEAD_LETTERS",
     "HANDLER_SECONDS",
     "IN_FLIGHT",
@@ -20,6 +22,7 @@ __all__ = [
     "RECORDS_CONSUMED",
     "RECORDS_PROCESSED",
     "RETRIES",
+    "VOD_BILLED_TASKS",
     "VOD_QUOTA_SHARE",
     "VOD_REQUESTS",
     "VOD_SECONDS",
@@ -78,4 +81,21 @@ VOD_QUOTA_SHARE = Gauge(
     "cover_consumer_vod_quota_share_calls_per_minute",
     "This replica's share of the tenant's VOD quota.",
     ["group"],
+)
+VOD_BILLED_TASKS = Counter(
+    "cover_consumer_vod_billed_tasks_total",
+    "Snapshot tasks VOD started for the cover handlers (billed by VOD).",
+    ["handler"],
+)
+COVERS_VERIFIED = Counter(
+    "cover_consumer_covers_verified_total",
+    "Covers set by a handler and then seen in the asset's detail.",
+    ["source"],
+)
+COVER_VERIFIED_SECONDS = Histogram(
+    "cover_consumer_cover_verified_seconds",
+    "From an event's first sight to its verified cover.",
+    ["source"],
+    # VOD shows a new cover after 3-5 minutes; retry tiers stretch it to hours.
+    buckets=(30, 60, 120, 240, 360, 600, 900, 1800, 3600, 7200, 14400),
 )

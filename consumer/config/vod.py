@@ -74,3 +74,7 @@ class CoverSettings(BaseModel):
     # With no snapshots and none coming: ask VOD for these offsets (seconds), retry after.
     snapshot_offsets: tuple[Annotated[int, Field(ge=0)], ...] = (1, 5, 10)
     snapshot_retry_after: Seconds = 60.0
+    # A cover the fallback set takes VOD 3-5 minutes to show: check back this long after
+    # (through the retry tiers), this many times; then set it once more, then give up.
+    verify_delay: Seconds = 240.0
+    verify_checks: Count = 2

@@ -5,11 +5,15 @@ module only carries that out: it calls handlers (with the quick in-process retri
 the time limit), writes retry tiers and dead letters, counts metrics and logs the one
 ``record_processed`` line. Every path ends in exactly one line; a failure of this code
 itself dead-letters the record with the reason, so nothing is ever acknowledged silently.
+
+Over 300 lines for now: the handler-call loop (quick retries, time limit, systemic
+waits) is to move to a module of its own once the hot-path work on it has landed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +63,7 @@ class _Run:
 
     context: dict[str, Any]  # the fields identifying the record on every line
     notes: dict[str, Any] = field(default_factory=dict)  # what handlers annotate
+    memo: dict[str, Any] = field(default_factory=dict)  # what they keep across calls
     handler: str | None = None
     attempt: int = 0
     error: BaseException | None = None
@@ -144,8 +149,15 @@ class Pipeline:
     ) -> RecordOutcome:
         record = work.record
         meta = RecordMeta(
-            record.topic, record.partition, record.offset, record.key, record.timestamp
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.timestamp,
+            trail.first_seen_ms,
         )
+        if trail.memo:
+            run.memo = _memo(trail.memo)
         steps, tiers = route.steps, self._side.tiers
         for index in range(min(trail.step, len(steps) - 1), len(steps)):
             resumed = index == trail.step
@@ -167,7 +179,14 @@ class Pipeline:
                 return decision.outcome
             if isinstance(decision, ToTier):
                 return await self._side.retry(
-                    record, trail, decision.tier, index, run.attempt, decision.reason, run.handler
+                    record,
+                    trail,
+                    decision.tier,
+                    index,
+                    run.attempt,
+                    decision.reason,
+                    run.handler,
+                    memo=run.memo,
                 )
             return await self._dead_letter(record, trail, decision, run)
         raise AssertionError("decide() ends a route at its last handler")
@@ -225,6 +244,8 @@ class Pipeline:
                 run.attempt,
                 last_try,
                 step.name,
+                run.memo,
+                self._clock,
             )
             began = self._clock.monotonic()
             try:
@@ -294,3 +315,13 @@ def _cancelled_from_outside(exc: BaseException) -> bool:
         return False
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def _memo(text: str) -> dict[str, Any]:
+    """The memo a retry tier carried back; an unreadable one is no memo (the handlers
+    then decide from VOD's state alone)."""
+    try:
+        memo = json.loads(text)
+    except ValueError:
+        return {}
+    return memo if isinstance(memo, dict) else {}

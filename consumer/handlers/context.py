@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from structlog.typing import FilteringBoundLogger
 
+from consumer.clock import SYSTEM_CLOCK, Clock
 from consumer.config.vod import CoverSettings
 
 if TYPE_CHECKING:
@@ -25,6 +26,9 @@ class RecordMeta(NamedTuple):
     offset: int
     key: bytes | None
     timestamp_ms: int
+    #: When the record was first seen (epoch ms): its own timestamp, or its origin's when it
+    #: came back from a retry tier.
+    first_seen_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -41,7 +45,9 @@ class Context:
     """One handler call's view: a logger bound to the record, its coordinates, the attempt.
 
     ``annotate`` adds fields to the record's outcome line (what the handler did,
-    which API calls it made), so a handler need not log a line of its own.
+    which API calls it made), so a handler need not log a line of its own. ``memo`` is
+    what the record's handlers keep about it from one call to the next, quick retries and
+    retry tiers included (it travels with the record as JSON: plain values, a few KB).
     """
 
     __slots__ = (
@@ -51,7 +57,9 @@ class Context:
         "_logger",
         "attempt",
         "clients",
+        "clock",
         "last_try",
+        "memo",
         "notes",
         "record",
     )
@@ -66,6 +74,8 @@ class Context:
         attempt: int = 1,
         last_try: bool = False,
         handler: str | None = None,
+        memo: dict[str, Any] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._logger = logger
         self._context = context  # shared by the record's handler calls: never changed here
@@ -78,6 +88,13 @@ class Context:
         #: No call of this handler comes after this one (quick retries and tiers used up):
         #: a Retry now ends as a hand-over or a dead letter.
         self.last_try = last_try
+        self.memo = memo if memo is not None else {}
+        self.clock = clock
+
+    @property
+    def handler(self) -> str | None:
+        """The name the route calls this handler by."""
+        return self._handler
 
     @property
     def log(self) -> FilteringBoundLogger:

@@ -32,6 +32,7 @@ ORIGIN_OFFSET = "cc-origin-offset"
 GROUP = "cc-group"
 HOST = "cc-host"
 REPLAY_OF = "cc-replay-of"
+MEMO = "cc-memo"  # the handlers' memo (JSON): what they keep about a record between calls
 # On a dead letter whose value had to be truncated to fit: the whole value's size and hash.
 VALUE_LENGTH = "cc-value-length"
 VALUE_SHA256 = "cc-value-sha256"
@@ -97,6 +98,7 @@ class Trail(NamedTuple):
     step: int = 0  # the route step to resume at
     attempt: int = 0  # calls of that step so far
     tier: int = -1  # the retry tier it last sat in; -1: none yet
+    memo: str = ""  # the handlers' memo, as written (JSON)
 
     @classmethod
     def of(
@@ -113,6 +115,7 @@ class Trail(NamedTuple):
             step=_int(header(headers, STEP), 0),
             attempt=_int(header(headers, ATTEMPT), 0),
             tier=_int(header(headers, TIER), -1),
+            memo=header(headers, MEMO) or "",
         )
 
     def origin_headers(self) -> list[tuple[str, bytes]]:

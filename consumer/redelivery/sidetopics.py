@@ -14,8 +14,10 @@ becomes such a dead letter.
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from consumer import metrics
 from consumer.clock import SYSTEM_CLOCK, Clock
@@ -36,6 +38,7 @@ Headers = list[tuple[str, bytes | None]]
 _FRAMING = 1024
 # Long enough for any reason worth reading; a header is no place for a megabyte of text.
 _MAX_REASON = 2000
+_MAX_MEMO = 4096
 # When the producer's limit is not the binding one (the broker's is smaller): a head this
 # size fits any broker.
 _SMALL_HEAD = 65_536
@@ -74,6 +77,7 @@ class SideTopics:
         attempt: int,
         reason: str,
         handler: str | None = None,
+        memo: Mapping[str, Any] | None = None,
     ) -> Retried | DeadLettered:
         due = self._clock.wall() + tier.delay
         history: Headers = [
@@ -83,6 +87,7 @@ class SideTopics:
             (h.TIER, str(tier.index).encode()),
             (h.DUE, str(int(due * 1000)).encode()),
             (h.REASON, _text(reason)),
+            *_memo(memo),
         ]
         try:
             await self._sink.send(
@@ -163,6 +168,19 @@ class SideTopics:
                 continue
             return why
         raise RecordTooLarge(f"{topic}: not even {_SMALL_HEAD} bytes of the value fit")
+
+
+def _memo(memo: Mapping[str, Any] | None) -> Headers:
+    """The handlers' memo as a header; none when empty, not JSON-able or over its cap (a
+    memo is a hint, VOD's state decides: the handlers cope without it)."""
+    if not memo:
+        return []
+    try:
+        text = json.dumps(memo, separators=(",", ":"), sort_keys=True)
+    except (TypeError, ValueError):
+        return []
+    data = scrub(text).encode()
+    return [(h.MEMO, data)] if len(data) <= _MAX_MEMO else []
 
 
 def _text(value: str) -> bytes:

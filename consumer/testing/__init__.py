@@ -51,6 +51,9 @@ class HandlerResult:
     vod_calls: list[VodCall]
     #: What the handler annotated: the extra fields of its record's outcome line.
     notes: dict[str, Any]
+    #: What it keeps about the record for its next call: pass it to the next
+    #: ``call_handler`` to play the record's next try (a quick retry or a retry tier).
+    memo: dict[str, Any]
 
 
 async def call_handler(
@@ -62,6 +65,7 @@ async def call_handler(
     attempt: int = 1,
     last_try: bool = False,
     record: RecordMeta | None = None,
+    memo: dict[str, Any] | None = None,
 ) -> HandlerResult:
     """Call ``handler`` once with ``event`` (an event, or its JSON as bytes or a mapping).
 
@@ -74,12 +78,14 @@ async def call_handler(
         event = decode(orjson.dumps(dict(event)))
     memory = MemoryVod(vod) if vod is not None else None
     notes: dict[str, Any] = {}
+    kept = dict(memo or {})
     meta = record or RecordMeta("test-topic", 0, 0, None, 0)
     context = {"topic": meta.topic, "partition": meta.partition, "offset": meta.offset}
     async with aiohttp.ClientSession() as http:
         clients = Clients(http, memory, covers or CoverSettings())
+        name = getattr(handler, "__name__", "handler")
         ctx = Context(
-            structlog.get_logger(), context, meta, clients, notes, attempt, last_try, "test"
+            structlog.get_logger(), context, meta, clients, notes, attempt, last_try, name, kept
         )
         outcome = await handler(event, ctx)
-    return HandlerResult(outcome, list(memory.calls) if memory else [], notes)
+    return HandlerResult(outcome, list(memory.calls) if memory else [], notes, kept)

@@ -21,13 +21,20 @@ import pydantic
 from consumer.testing.vodsim import QuotaGroup, SimState
 from consumer.vod.client import Category, VodCall
 from consumer.vod.errors import classify
-from consumer.vod.models import AssetDetail, ProcessTaskRequest, ProcessTaskResponse
+from consumer.vod.models import (
+    AssetDetail,
+    ProcessTaskRequest,
+    ProcessTaskResponse,
+    ThumbnailTask,
+    ThumbnailTasks,
+)
 
 __all__ = [
     "CATEGORIES",
     "MemoryVod",
     "SimAnswer",
     "create_process_task",
+    "list_thumbnail_tasks",
     "show_asset_detail",
     "update_cover",
 ]
@@ -51,7 +58,15 @@ def show_asset_detail(state: SimState, asset_id: str, categories: Sequence[str])
     asset = state.find_asset(asset_id)
     if asset is None:
         raise SimAnswer(400, "VOD.10062", "asset does not exist")
-    return asset.detail(categories)
+    return asset.detail(categories, state.clock())
+
+
+def list_thumbnail_tasks(state: SimState, asset_id: str) -> dict[str, Any]:
+    """ListThumbnailInfo: every snapshot task started on the asset, running ones too."""
+    asset = state.find_asset(asset_id) if asset_id else None
+    if asset is None:
+        raise SimAnswer(400, "VOD.10062", "asset does not exist")
+    return {"total": len(asset.tasks), "thumbnails": [dict(task) for task in asset.tasks]}
 
 
 def update_cover(state: SimState, body: bytes) -> None:
@@ -68,8 +83,7 @@ def update_cover(state: SimState, body: bytes) -> None:
         raise SimAnswer(400, "VOD.10062", "asset does not exist")
     if url not in asset.snapshot_urls():
         raise SimAnswer(400, "VOD.10053", "thumbnailUrl is not a snapshot of the asset")
-    asset.cover_url = state.cover_url(asset.asset_id)
-    asset.cover_source = url
+    state.set_cover(asset, url)
 
 
 def create_process_task(state: SimState, body: bytes) -> dict[str, Any]:
@@ -83,7 +97,11 @@ def create_process_task(state: SimState, body: bytes) -> dict[str, Any]:
     if asset.running_task is not None:
         raise SimAnswer(400, "VOD.10080", "a snapshot task is still processing")
     task_id = state.start_task(asset, task.thumbnail)
-    return {"asset_id": asset.asset_id, "thumbnail_task_id": task_id}
+    answer = {"asset_id": asset.asset_id}
+    thumbnail = task.thumbnail
+    if thumbnail.type != "dots" or len(thumbnail.dots or ()) > 1:
+        answer["thumbnail_task_id"] = task_id  # VOD names multi-snapshot tasks only
+    return answer
 
 
 def quota(state: SimState, group: QuotaGroup) -> None:
@@ -121,6 +139,17 @@ class MemoryVod:
             lambda: show_asset_detail(self.state, asset_id, categories),
         )
         return AssetDetail.model_validate(body)
+
+    async def list_thumbnail_tasks(
+        self, asset_id: str, *, calls: list[VodCall] | None = None
+    ) -> list[ThumbnailTask]:
+        body = self._answer(
+            "list_thumbnail_tasks",
+            "query",
+            calls,
+            lambda: list_thumbnail_tasks(self.state, asset_id),
+        )
+        return ThumbnailTasks.model_validate(body).thumbnails
 
     async def update_cover(self, thumbnail_url: str, *, calls: list[VodCall] | None = None) -> None:
         payload = json.dumps({"thumbnailUrl": thumbnail_url.strip()}).encode()

@@ -14,10 +14,11 @@ import random
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from consumer.testing.vodasset import KIND_OF_TYPE, SimAsset, TaskDone, offsets
 from consumer.vod.models import Snapshot, SnapshotKind, ThumbnailParams, ThumbnailStatus
 
 __all__ = ["Faults", "QuotaGroup", "Quotas", "SimAsset", "SimState", "TaskDone"]
@@ -26,12 +27,6 @@ _log = logging.getLogger(__name__)
 
 LOCK_AFTER_FAILURES = 5
 LOCK_SECONDS = 300.0
-_KINDS: tuple[SnapshotKind, ...] = ("sample", "dots", "quantity")
-_KIND_OF_TYPE: Mapping[str, SnapshotKind] = {
-    "time": "sample",
-    "dots": "dots",
-    "quantity": "quantity",
-}
 
 QuotaGroup = Literal["write", "query"]
 
@@ -45,6 +40,11 @@ class Faults:
     timeout_rate: float = 0.0  # answered only after ``timeout_sleep``
     timeout_sleep: float = 30.0  # longer than any client timeout
     reset_rate: float = 0.0  # connection dropped without an answer
+    # A write is carried out, then the connection drops before the answer: the caller
+    # cannot know that it worked (a task started, a cover set).
+    lost_answer_rate: float = 0.0
+    #: What a throttled answer says in its Retry-After header (None: no header).
+    retry_after: str | None = None
 
 
 @dataclass
@@ -55,69 +55,6 @@ class Quotas:
     queries_per_minute: int = 1500
     # VOD's window is a minute; demos and tests shrink it (with the daemon's vod.quota_window).
     window: float = 60.0
-
-
-@dataclass
-class SimAsset:
-    """One media asset. ``cover_source`` is the snapshot the cover was last set from:
-    VOD keeps one cover URL and changes the image behind it."""
-
-    asset_id: str
-    cover_url: str | None = None
-    cover_source: str | None = None
-    snapshots: dict[SnapshotKind, list[Snapshot]] = field(default_factory=dict)
-    thumbnail_status: str | None = None
-    title: str = ""
-    duration: int = 60
-    running_task: str | None = None
-    #: VOD shows ``thumbnail_info`` only once a snapshot task has succeeded on the asset
-    #: (VOD_API.md); from then on it shows the status of the latest task, running or not.
-    thumbnail_shown: bool = False
-
-    def snapshot_urls(self) -> set[str]:
-        return {snap.url for snaps in self.snapshots.values() for snap in snaps}
-
-    def detail(self, categories: Collection[str]) -> dict[str, Any]:
-        """The ShowAssetDetail body; no categories means all of them."""
-        detail: dict[str, Any] = {"asset_id": self.asset_id}
-        if not categories or "base_info" in categories:
-            covers = [{"cover_url": self.cover_url}] if self.cover_url else []
-            detail["base_info"] = {
-                "title": self.title,
-                "video_type": "MP4",
-                "meta_data": {"duration": self.duration, "width": 1280, "height": 720},
-                "cover_info_array": covers,
-            }
-        shown = self.thumbnail_shown and self.thumbnail_status
-        if shown and (not categories or "thumbnail_info" in categories):
-            detail["thumbnail_info"] = {
-                **{k: [s.model_dump() for s in self.snapshots.get(k, [])] for k in _KINDS},
-                "exec_desc": "",
-                "thumbnail_status": self.thumbnail_status,
-            }
-        return detail
-
-
-@dataclass(frozen=True, slots=True)
-class TaskDone:
-    """A finished snapshot task: what a thumbnailComplete (and coverComplete) would say."""
-
-    asset_id: str
-    task_id: str
-    succeeded: bool
-    snapshots: tuple[Snapshot, ...] = ()
-    cover_url: str | None = None
-    error_code: str | None = None
-    error_msg: str | None = None
-
-
-def _offsets(params: ThumbnailParams, duration: int) -> list[int]:
-    if params.type == "dots":
-        return sorted(set(params.dots or ()))
-    if params.type == "time":
-        return list(range(0, duration, params.time or duration))
-    count = params.quantity or 1
-    return [duration * i // count for i in range(count)]
 
 
 @dataclass
@@ -134,6 +71,8 @@ class SimState:
     on_demand_snapshots: Sequence[int] = (0, 10, 20)
     task_delay: float = 0.05
     task_failure_rate: float = 0.0
+    #: Seconds before a new cover shows in ShowAssetDetail (VOD: 3-5 minutes).
+    cover_delay: float = 0.0
     faults: Faults = field(default_factory=Faults)
     quotas: Quotas = field(default_factory=Quotas)
     on_task_done: Callable[[TaskDone], Awaitable[None]] | None = None
@@ -152,8 +91,14 @@ class SimState:
     )
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
-    def snapshot_url(self, asset_id: str, kind: SnapshotKind, offset: int) -> str:
-        return f"https://{self.cdn_host}/asset/{asset_id}/snapshot/{kind}/{offset}.jpg"
+    def snapshot_url(self, asset_id: str, kind: SnapshotKind, offset: float) -> str:
+        return f"https://{self.cdn_host}/asset/{asset_id}/snapshot/{kind}/{offset:g}.jpg"
+
+    def set_cover(self, asset: SimAsset, source: str) -> None:
+        """Make ``source`` (a snapshot URL) the asset's cover, shown after ``cover_delay``."""
+        asset.cover_url = self.cover_url(asset.asset_id)
+        asset.cover_source = source
+        asset.cover_shows_at = self.clock() + self.cover_delay
 
     def cover_url(self, asset_id: str) -> str:
         return f"https://{self.cdn_host}/asset/{asset_id}/cover/Cover0.jpg"
@@ -166,7 +111,7 @@ class SimState:
         snapshots: Sequence[int] = (),
         thumbnail_status: str | None = None,
         title: str = "",
-        duration: int = 60,
+        duration: float = 60,
     ) -> SimAsset:
         """An asset with ``sample`` snapshots at the given seconds. Its thumbnail status
         defaults to succeeded with snapshots, else to none (no thumbnail_info shown); a
@@ -244,6 +189,13 @@ class SimState:
         task_id = uuid.uuid4().hex
         asset.running_task = task_id
         asset.thumbnail_status = ThumbnailStatus.THUMBNAILING
+        asset.tasks.append(
+            {
+                "task_id": task_id,
+                "thumbnail_para": params.model_dump(exclude_none=True),
+                "thumbnail_count": 0,
+            }
+        )
         task = asyncio.get_running_loop().create_task(self._finish(asset, task_id, params))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -263,24 +215,26 @@ class SimState:
     async def _finish(self, asset: SimAsset, task_id: str, params: ThumbnailParams) -> None:
         await asyncio.sleep(self.task_delay)
         asset.running_task = None
-        if self.rng.random() < self.task_failure_rate:
+        seconds = offsets(params, asset.duration)
+        if not seconds or self.rng.random() < self.task_failure_rate:
             asset.thumbnail_status = ThumbnailStatus.THUMBNAIL_FAILED
             done = TaskDone(
                 asset.asset_id, task_id, False, error_code="VOD.10104", error_msg="task failed"
             )
         else:
-            kind = _KIND_OF_TYPE[params.type]
+            kind = KIND_OF_TYPE[params.type]
             snaps = [
-                Snapshot(offset=o, url=self.snapshot_url(asset.asset_id, kind, o))
-                for o in _offsets(params, asset.duration)
+                Snapshot(offset=o, url=self.snapshot_url(asset.asset_id, kind, o)) for o in seconds
             ]
+            for listed in asset.tasks:
+                if listed["task_id"] == task_id:
+                    listed["thumbnail_count"] = len(snaps)
             asset.snapshots[kind] = snaps
             asset.thumbnail_status = ThumbnailStatus.THUMBNAIL_SUCCEED
             asset.thumbnail_shown = True
             position = params.cover_position or 1  # VOD's documented default
             if position <= len(snaps):
-                asset.cover_url = self.cover_url(asset.asset_id)
-                asset.cover_source = snaps[position - 1].url
+                self.set_cover(asset, snaps[position - 1].url)
             done = TaskDone(asset.asset_id, task_id, True, tuple(snaps), asset.cover_url)
         if self.on_task_done is not None:
             try:

@@ -1,4 +1,4 @@
-"""What handlers may ask of VOD: the client's three calls, whatever wraps them."""
+"""What handlers may ask of VOD: the client's calls, whatever wraps them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from consumer.vod.client import Category, VodCall
-from consumer.vod.models import AssetDetail, ProcessTaskRequest, ProcessTaskResponse
+from consumer.vod.models import AssetDetail, ProcessTaskRequest, ProcessTaskResponse, ThumbnailTask
 
 __all__ = ["VodApi"]
 
@@ -27,3 +27,7 @@ class VodApi(Protocol):
     async def create_process_task(
         self, request: ProcessTaskRequest, *, calls: list[VodCall] | None = None
     ) -> ProcessTaskResponse: ...
+
+    async def list_thumbnail_tasks(
+        self, asset_id: str, *, calls: list[VodCall] | None = None
+    ) -> list[ThumbnailTask]: ...

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -20,11 +21,13 @@ from pydantic import SecretStr
 from yarl import URL
 
 from consumer.clock import SYSTEM_CLOCK, Clock
-from consumer.vod.errors import VodTransientError, classify
+from consumer.vod.errors import VodThrottled, VodTransientError, classify
 from consumer.vod.models import (
     AssetDetail,
     ProcessTaskRequest,
     ProcessTaskResponse,
+    ThumbnailTask,
+    ThumbnailTasks,
     UpdateCoverRequest,
 )
 from consumer.vod.signing import Credentials, QueryValue, canonical_query, sign
@@ -34,6 +37,9 @@ __all__ = ["Category", "VodCall", "VodClient", "vod_session"]
 _M = TypeVar("_M", bound=pydantic.BaseModel)
 
 Category = Literal["base_info", "transcode_info", "thumbnail_info", "review_info"]
+# A throttled caller waits what VOD says, but not longer than this: a broken header must
+# not stop VOD calls for an hour.
+_MAX_RETRY_AFTER = 600.0
 
 
 def vod_session(max_connections: int) -> aiohttp.ClientSession:
@@ -139,6 +145,17 @@ class VodClient:
         body = await self._call("create_process_task", "POST", "asset/process", {}, payload, calls)
         return _parse(ProcessTaskResponse, body)
 
+    async def list_thumbnail_tasks(
+        self, asset_id: str, *, calls: list[VodCall] | None = None
+    ) -> list[ThumbnailTask]:
+        """The snapshot tasks started on the asset (ListThumbnailInfo): how to tell, after a
+        task request that got no answer, whether VOD started it anyway."""
+        params: dict[str, QueryValue] = {"asset_id": asset_id}
+        body = await self._call(
+            "list_thumbnail_tasks", "GET", "asset/thumbnails", params, None, calls, version="v1"
+        )
+        return _parse(ThumbnailTasks, body).thumbnails
+
     async def _call(
         self,
         operation: str,
@@ -147,8 +164,10 @@ class VodClient:
         params: Mapping[str, QueryValue],
         payload: Mapping[str, Any] | None,
         calls: list[VodCall] | None,
+        *,
+        version: str = "v1.0",
     ) -> bytes:
-        path = f"/v1.0/{quote(self.project_id, safe='')}/{resource}"
+        path = f"/{version}/{quote(self.project_id, safe='')}/{resource}"
         query = canonical_query(params)
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
         headers = self._headers(method, path, query, body)
@@ -156,12 +175,17 @@ class VodClient:
         url = URL(f"{self._endpoint}{path}" + (f"?{query}" if query else ""), encoded=True)
         started = self._clock.monotonic()
         try:
-            status, request_id, content = await self._send(method, url, headers, body)
+            status, answer_headers, content = await self._send(method, url, headers, body)
         except (TimeoutError, aiohttp.ClientError) as exc:
             self._record(calls, operation, None, None, None, started)
             kind = "timed out" if isinstance(exc, TimeoutError) else "connection failed"
             raise VodTransientError(None, f"{operation} {kind}", None) from exc
+        request_id = answer_headers.get("X-Request-Id")
         error = classify(status, _json_object(content), request_id) if status >= 300 else None
+        if isinstance(error, VodThrottled):
+            wait = _retry_after(answer_headers.get("Retry-After"), self._clock.wall())
+            if wait is not None:
+                error.retry_after = wait  # VOD's own word beats the documented 2-5 s
         code = error.error_code if error is not None else None
         self._record(calls, operation, status, code, request_id, started)
         if error is not None:
@@ -170,11 +194,11 @@ class VodClient:
 
     async def _send(
         self, method: str, url: URL, headers: Mapping[str, str], body: bytes
-    ) -> tuple[int, str | None, bytes]:
+    ) -> tuple[int, Mapping[str, str], bytes]:
         async with self._session.request(
             method, url, data=body or None, headers=headers, timeout=self._timeout
         ) as response:
-            return response.status, response.headers.get("X-Request-Id"), await response.read()
+            return response.status, response.headers, await response.read()
 
     def _headers(self, method: str, path: str, query: str, body: bytes) -> dict[str, str]:
         headers = {"X-Project-Id": self.project_id}
@@ -207,6 +231,22 @@ class VodClient:
         if calls is not None:
             elapsed = round((self._clock.monotonic() - started) * 1000, 1)
             calls.append(VodCall(operation, status, error_code, request_id, elapsed))
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a Retry-After header (seconds, or an HTTP date), within 0..600."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError):
+            return None
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
 
 
 def _secret(value: str | SecretStr) -> SecretStr:

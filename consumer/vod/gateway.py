@@ -20,7 +20,12 @@ from consumer.vod.api import VodApi
 from consumer.vod.circuit import Circuit, CircuitOpen
 from consumer.vod.client import Category, VodCall
 from consumer.vod.errors import VodError, VodSystemicError, VodThrottled
-from consumer.vod.models import AssetDetail, ProcessTaskRequest, ProcessTaskResponse
+from consumer.vod.models import (
+    AssetDetail,
+    ProcessTaskRequest,
+    ProcessTaskResponse,
+    ThumbnailTask,
+)
 from consumer.vod.quota import QuotaWindow
 
 __all__ = ["GuardedVod"]
@@ -79,6 +84,15 @@ class GuardedVod:
             "create_process_task",
             self.writes,
             lambda: self._client.create_process_task(request, calls=calls),
+        )
+
+    async def list_thumbnail_tasks(
+        self, asset_id: str, *, calls: list[VodCall] | None = None
+    ) -> list[ThumbnailTask]:
+        return await self._guarded(
+            "list_thumbnail_tasks",
+            self.queries,
+            lambda: self._client.list_thumbnail_tasks(asset_id, calls=calls),
         )
 
     async def _guarded(

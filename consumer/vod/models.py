@@ -1,15 +1,17 @@
 """Typed bodies of the VOD calls this project makes (VOD_API.md section 2).
 
 Response models ignore fields they do not name: VOD adds fields over time, and a new
-one must not break the daemon. Only what the project reads is modelled.
+one must not break the daemon. Only what the project reads is modelled, and as leniently
+as the official SDK reads it: ``null`` for a list or a string reads as empty, offsets may
+be fractional, ``thumbnail_task_id`` may be missing (single-snapshot tasks have none).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "AssetDetail",
@@ -22,6 +24,7 @@ __all__ = [
     "ThumbnailInfo",
     "ThumbnailParams",
     "ThumbnailStatus",
+    "ThumbnailTask",
     "UpdateCoverRequest",
 ]
 
@@ -41,24 +44,36 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _empty_if_null(empty: Any) -> BeforeValidator:
+    return BeforeValidator(lambda value: empty if value is None else value)
+
+
 class Snapshot(_Model):
-    offset: int = 0  # seconds into the video
+    offset: float = 0  # seconds into the video
     url: str
 
 
+_Snapshots = Annotated[list[Snapshot], _empty_if_null([])]
+
+
 class CoverInfo(_Model):
-    cover_url: str = ""
+    cover_url: Annotated[str, _empty_if_null("")] = ""
+
+
+class MetaData(_Model):
+    duration: float | None = None  # seconds
 
 
 class BaseInfo(_Model):
     title: str | None = None
-    cover_info_array: list[CoverInfo] = Field(default_factory=list)
+    meta_data: MetaData | None = None
+    cover_info_array: Annotated[list[CoverInfo], _empty_if_null([])] = Field(default_factory=list)
 
 
 class ThumbnailInfo(_Model):
-    sample: list[Snapshot] = Field(default_factory=list)
-    dots: list[Snapshot] = Field(default_factory=list)
-    quantity: list[Snapshot] = Field(default_factory=list)
+    sample: _Snapshots = Field(default_factory=list)
+    dots: _Snapshots = Field(default_factory=list)
+    quantity: _Snapshots = Field(default_factory=list)
     # A plain string, not the enum: an undocumented status must not fail the whole answer.
     thumbnail_status: str | None = None
     exec_desc: str | None = None
@@ -78,6 +93,13 @@ class AssetDetail(_Model):
             return []
         urls = (cover.cover_url.strip() for cover in self.base_info.cover_info_array)
         return [url for url in urls if url]
+
+    @property
+    def duration(self) -> float | None:
+        """The video's length in seconds, when VOD says."""
+        if self.base_info is None or self.base_info.meta_data is None:
+            return None
+        return self.base_info.meta_data.duration
 
     def snapshots(self, kind: SnapshotKind) -> list[Snapshot]:
         """The snapshots of one kind (``sample``: by interval, ``dots``: at given
@@ -129,5 +151,35 @@ class ProcessTaskRequest(_Model):
 
 
 class ProcessTaskResponse(_Model):
+    """A 202: the task is accepted. Only multi-snapshot tasks get an id back (the SDK
+    marks it optional): a missing one is no error."""
+
     asset_id: str
-    thumbnail_task_id: str
+    thumbnail_task_id: str | None = None
+
+
+class _TaskParams(_Model):
+    """What a listed task was asked for; read loosely: it only tells tasks apart."""
+
+    type: str | None = None
+    dots: Annotated[list[float], _empty_if_null([])] = Field(default_factory=list)
+
+
+class ThumbnailTask(_Model):
+    """One snapshot task of an asset, as ListThumbnailInfo shows it (the SDK's
+    QueryThumbnailInfo): VOD's record that a task was started, whatever came of it."""
+
+    task_id: str
+    thumbnail_para: _TaskParams | None = None
+    thumbnail_count: int | None = None
+
+    @property
+    def is_head_frame(self) -> bool:
+        """One snapshot at second 0 made the cover: what regeneration asks for."""
+        para = self.thumbnail_para
+        return para is not None and para.type == "dots" and para.dots == [0]
+
+
+class ThumbnailTasks(_Model):
+    total: int = 0
+    thumbnails: Annotated[list[ThumbnailTask], _empty_if_null([])] = Field(default_factory=list)

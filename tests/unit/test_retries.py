@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
 import pytest
@@ -114,7 +115,7 @@ def work(headers: Sequence[tuple[str, bytes]] = (), topic: str = MAIN, partition
     return make_work(record)
 
 
-def from_tier(tier: int, step: int, attempt: int) -> Work:
+def from_tier(tier: int, step: int, attempt: int, more: Sequence[tuple[str, bytes]] = ()) -> Work:
     """The record as read back from tier ``tier`` after an earlier retry of main offset 42."""
     headers = [
         ("cc-origin-topic", MAIN.encode()),
@@ -126,6 +127,7 @@ def from_tier(tier: int, step: int, attempt: int) -> Work:
         ("cc-tier", str(tier).encode()),
         ("cc-due-ms", str(NOW_MS).encode()),
         ("cc-reason", b"earlier"),
+        *more,
     ]
     topic = f"{MAIN}.retry.1m" if tier == 0 else f"{MAIN}.retry.10m"
     return work(headers, topic=topic, partition=0)
@@ -347,6 +349,45 @@ async def test_a_handler_failing_is_dead_lettered_after_one_call(
     assert handler.attempts == [1]
     assert outcome == DeadLettered("asset deleted")
     assert [topic for topic, _, _, _ in sink.sent] == [f"{MAIN}.dlq"]
+
+
+# -- the handlers' memo rides the tiers -------------------------------------------------
+
+
+async def test_what_a_handler_keeps_in_its_memo_travels_to_the_tier_and_back(
+    clients: Clients,
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def remembers(event: Event, ctx: Context) -> Outcome:
+        seen.append(dict(ctx.memo))
+        ctx.memo["task"] = ctx.memo.get("task", "t-1")
+        ctx.memo["calls"] = ctx.memo.get("calls", 0) + 1
+        return Retry("not yet", after=30)
+
+    sink = FakeSink()
+    await pipeline(clients, remembers, sink=sink).process(work())
+    [(_, _, _, headers)] = sink.sent
+    memo = headers["cc-memo"] or ""
+    back = from_tier(0, 0, 3, [("cc-memo", memo.encode())])
+    await pipeline(clients, remembers, sink=FakeSink()).process(back)
+
+    assert headers["cc-memo"] == '{"calls":1,"task":"t-1"}'
+    assert seen == [{}, {"calls": 1, "task": "t-1"}]
+
+
+async def test_an_unreadable_memo_is_no_memo(clients: Clients) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def looks(event: Event, ctx: Context) -> Outcome:
+        seen.append(dict(ctx.memo))
+        return DONE
+
+    back = from_tier(0, 0, 3, [("cc-memo", b"[not a mapping")])
+    outcome = await pipeline(clients, looks, sink=FakeSink()).process(back)
+
+    assert outcome == DONE
+    assert seen == [{}]
 
 
 # -- retrying: pure functions ------------------------------------------------------------

@@ -12,21 +12,25 @@ from consumer.vod.errors import VodThrottled
 from tests.fakes import cover_event
 
 
-async def test_the_fallback_sets_a_snapshot_as_cover_and_reports_every_call() -> None:
+async def test_the_fallback_sets_a_snapshot_as_cover_and_verifies_it_on_the_next_try() -> None:
     vod = SimState()
     vod.add_asset("a1", snapshots=[0, 10])
 
     result = await call_handler(fallback_cover, cover_event("a1"), vod=vod)
+    check = await call_handler(fallback_cover, cover_event("a1"), vod=vod, memo=result.memo)
 
-    assert result.outcome == DONE
+    assert isinstance(result.outcome, Retry)
     assert [call.operation for call in result.vod_calls] == [
         "show_asset_detail",
         "show_asset_detail",
         "update_cover",
     ]
     assert all(call.status in (200, 204) and call.request_id for call in result.vod_calls)
-    assert result.notes["cover"] == "fallback"
+    assert result.notes["cover"] == "set"
     assert vod.assets["a1"].cover_source == vod.snapshot_url("a1", "sample", 10)
+    assert check.outcome == DONE
+    assert (check.notes["cover"], check.notes["cover_source"]) == ("verified", "fallback")
+    assert (check.notes["vod_queries"], check.notes["vod_writes"]) == (3, 1)
 
 
 async def test_regeneration_asks_once_then_finds_its_cover_on_the_check() -> None:
@@ -35,12 +39,15 @@ async def test_regeneration_asks_once_then_finds_its_cover_on_the_check() -> Non
 
     first = await call_handler(regenerate_head_frame, cover_event("a1"), vod=vod)
     await vod.settle()
-    check = await call_handler(regenerate_head_frame, cover_event("a1"), vod=vod, attempt=2)
+    check = await call_handler(
+        regenerate_head_frame, cover_event("a1"), vod=vod, attempt=2, memo=first.memo
+    )
 
     assert isinstance(first.outcome, Retry)
     assert vod.count("create_process_task", "ok") == 1
     assert check.outcome == DONE
-    assert check.notes["cover"] == "regenerated"
+    assert (check.notes["cover"], check.notes["cover_source"]) == ("verified", "regenerated")
+    assert check.notes["vod_billed_tasks"] == 1
 
 
 async def test_an_unknown_asset_fails_permanently_as_against_real_vod() -> None:

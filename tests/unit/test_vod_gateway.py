@@ -311,6 +311,9 @@ class SlowVod:
     async def create_process_task(self, request: Any, *, calls: Any = None) -> Any:
         raise NotImplementedError
 
+    async def list_thumbnail_tasks(self, asset_id: str, *, calls: Any = None) -> Any:
+        raise NotImplementedError
+
 
 def guarded(vod: SlowVod, queries: int, clock: ManualClock) -> GuardedVod:
     circuit = Circuit(lambda: asyncio.sleep(0), 60, structlog.get_logger())

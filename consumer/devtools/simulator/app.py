@@ -35,11 +35,14 @@ def _json(status: int, body: dict[str, Any], request_id: str) -> web.Response:
     return web.json_response(body, status=status, headers={"X-Request-Id": request_id})
 
 
-def _error(answer: _Answer, request_id: str) -> web.Response:
+def _error(answer: _Answer, request_id: str, retry_after: str | None = None) -> web.Response:
     body = {"error_code": answer.code, "error_msg": answer.msg}
     if answer.code.startswith("APIG"):  # only the gateway puts the id in the body
         body["request_id"] = request_id
-    return _json(answer.status, body, request_id)
+    response = _json(answer.status, body, request_id)
+    if answer.status == 429 and retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    return response
 
 
 # Operations: (state, request, body) -> (status, JSON body or None).
@@ -50,6 +53,10 @@ _Operation = Callable[[SimState, web.Request, bytes], Awaitable[_Result]]
 async def _show_asset_detail(state: SimState, request: web.Request, _: bytes) -> _Result:
     asset_id = request.query.get("asset_id", "")
     return 200, ops.show_asset_detail(state, asset_id, request.query.getall("categories", []))
+
+
+async def _list_thumbnail_tasks(state: SimState, request: web.Request, _: bytes) -> _Result:
+    return 200, ops.list_thumbnail_tasks(state, request.query.get("asset_id", ""))
 
 
 async def _update_cover(state: SimState, _: web.Request, body: bytes) -> _Result:
@@ -137,7 +144,7 @@ def _endpoint(operation: str, group: QuotaGroup, run: _Operation) -> Handler:
             _gateway(state, request, body, group)
         except _Answer as answer:
             state.calls[operation, answer.code] += 1
-            return _error(answer, request_id)
+            return _error(answer, request_id, state.faults.retry_after)
         fault = await _network_faults(state, request)
         if fault == "reset":
             state.calls[operation, fault] += 1
@@ -148,6 +155,11 @@ def _endpoint(operation: str, group: QuotaGroup, run: _Operation) -> Handler:
         except _Answer as answer:
             state.calls[operation, fault or answer.code] += 1
             return _error(answer, request_id)
+        lost = group == "write" and state.rng.random() < state.faults.lost_answer_rate
+        if lost and request.transport is not None:
+            state.calls[operation, "lost"] += 1
+            request.transport.abort()  # done, and nobody is told
+            return web.Response()
         state.calls[operation, fault or "ok"] += 1
         if payload is None:
             return web.Response(status=status, headers={"X-Request-Id": request_id})
@@ -165,6 +177,10 @@ def make_app(state: SimState) -> web.Application:
         f"{prefix}/details", _endpoint("show_asset_detail", "query", _show_asset_detail)
     )
     app.router.add_put(f"{prefix}/cover", _endpoint("update_cover", "write", _update_cover))
+    app.router.add_get(
+        "/v1/{project_id}/asset/thumbnails",
+        _endpoint("list_thumbnail_tasks", "query", _list_thumbnail_tasks),
+    )
     app.router.add_post(
         f"{prefix}/process", _endpoint("create_process_task", "write", _create_process_task)
     )
