@@ -54,6 +54,10 @@ async def fallback_on_thumbnails(event: Event, ctx: Context) -> Outcome:
     if info.status != "SUCCEED":
         detail = " ".join(text for text in (info.error_code, info.error_msg) if text)
         return Skipped(f"snapshot task {info.status}" + (f": {detail}" if detail else ""))
+    if [s.offset for s in info.dots] == [0] and not info.sample and not info.quantity:
+        # A regeneration's task: it made its frame the cover, which VOD shows only in a
+        # few minutes. Setting another now would clobber it; regeneration checks on it.
+        return Skipped("a regenerated first-frame cover is on its way")
     # The event's snapshot list is not trusted for the decision: the asset's current
     # state (a cover set meanwhile, a newer task) is what must not be clobbered.
     return await _with_asset(event, ctx, _fallback)

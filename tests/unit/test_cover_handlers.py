@@ -457,3 +457,23 @@ async def test_the_calls_are_on_the_outcome_line_when_the_handler_raises(vod: Ha
         "VOD.10051",
     )
     assert call["request_id"]
+
+
+async def test_a_regenerations_own_snapshots_do_not_clobber_the_cover_it_set(
+    vod: Harness,
+) -> None:
+    # The head-frame task made its frame the cover; VOD shows it only minutes later.
+    asset = vod.state.add_asset("a1", snapshots=[6])
+    body = {
+        "event_type": "thumbnailComplete",
+        "thumbnail_info": {
+            "asset_id": "a1",
+            "status": "SUCCEED",
+            "dots": [{"offset": 0, "url": vod.url("a1", "dots", 0)}],
+        },
+    }
+
+    outcome = await vod.call(fallback_on_thumbnails, decode(json.dumps(body).encode()))
+
+    assert outcome == Skipped("a regenerated first-frame cover is on its way")
+    assert (vod.writes(), asset.cover_source) == (0, None)

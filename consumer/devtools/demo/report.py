@@ -126,12 +126,14 @@ class Report:
                 if kinds[k, ending]
             )
             print(f"  {count:>5}  {ending}  ({split})")
-        noted = Counter(line.get("cover") for line in log.outcomes if line.get("cover"))
+        verified = [line for line in log.outcomes if line.get("cover") == "verified"]
+        noted = Counter(line.get("cover_source") for line in verified)
         print(
-            f"  outcome lines reporting a cover: regenerated {noted['regenerated']}, "
+            f"  outcome lines reporting a verified cover: regenerated {noted['regenerated']}, "
             f"fallback {noted['fallback']} (a cover set by a requested snapshot task is "
             "seen as 'cover present' on the next check)"
         )
+        self._print_cost(verified)
 
         touched = self._touched_covered()
         looked = {
@@ -176,6 +178,46 @@ class Report:
             f"\nelapsed: {elapsed:.1f} s in all, {processing:.1f} s from starting the daemon "
             f"to the last outcome; daemon exit code {self.code}"
         )
+
+    def _print_cost(self, verified: list[dict[str, Any]]) -> None:
+        """What remediation cost, per asset that got a cover, from the outcome lines: each
+        final line carries its record's VOD calls so far."""
+        plan, state = self.plan, self.state
+        remediated = [a for a in plan.failed if state.assets[a].cover_url is not None]
+        finals: dict[str, dict[str, int]] = {}
+        for line in self.log.outcomes:
+            asset = line.get("asset_id")
+            if asset in plan.failed and line.get("outcome") in FINAL:
+                cost = finals.setdefault(asset, {"q": 0, "w": 0, "t": 0})
+                cost["q"] += line.get("vod_queries", 0)
+                cost["w"] += line.get("vod_writes", 0)
+                cost["t"] += line.get("vod_billed_tasks", 0)
+        costs = [finals.get(asset, {"q": 0, "w": 0, "t": 0}) for asset in remediated]
+        duplicates = self._duplicate_head_frames()
+        times = sorted(float(line["verified_after_s"]) for line in verified)
+        if not remediated:
+            return
+        print(
+            f"  per remediated asset ({len(remediated)}): VOD queries "
+            f"{sum(c['q'] for c in costs) / len(costs):.1f}, writes "
+            f"{sum(c['w'] for c in costs) / len(costs):.1f}, billed snapshot tasks "
+            f"{sum(c['t'] for c in costs) / len(costs):.2f} (at most 1 per regeneration; "
+            f"{duplicates} duplicate head-frame tasks, {state.count('create_process_task', 'lost')}"
+            f" task answers lost on the way)"
+        )
+        if times:
+            p50, p99 = times[len(times) // 2], times[min(len(times) - 1, len(times) * 99 // 100)]
+            print(f"  time from the event to a verified cover: p50 {p50:.1f} s, p99 {p99:.1f} s")
+
+    def _duplicate_head_frames(self) -> int:
+        """Head-frame tasks beyond one per asset: a regeneration paid for twice."""
+        head_frames = Counter(
+            asset
+            for asset in self.plan.failed
+            for task in self.state.assets[asset].tasks
+            if task["thumbnail_para"].get("dots") == [0]
+        )
+        return sum(count - 1 for count in head_frames.values() if count > 1)
 
     def _touched_covered(self) -> list[str]:
         return [
@@ -232,6 +274,11 @@ class Report:
                 not stray,
                 f"nothing else was dead-lettered ({len(stray)} other"
                 f"{': ' + '; '.join(stray[:3]) if stray else ''})",
+            ),
+            (
+                self._duplicate_head_frames() == 0,
+                f"no regeneration paid for twice, lost answers included "
+                f"({self._duplicate_head_frames()} duplicate head-frame tasks)",
             ),
             (not self.leaked, "the VOD secret key appears nowhere in the daemon's output"),
             (self.code == 0, f"the daemon exited {self.code} on SIGTERM (0 expected)"),

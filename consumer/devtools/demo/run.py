@@ -41,6 +41,8 @@ ACCESS_KEY = "demo-access-key"
 QUOTAS = Quotas(writes_per_minute=100, queries_per_minute=1500, window=6.0)
 TASK_DELAY = 0.5
 TASK_FAILURE_RATE = 0.2
+COVER_DELAY = 1.0  # VOD's 3-5 minutes, scaled down: a set cover shows this much later
+LOST_ANSWERS = 0.05
 TIERS = [{"delay": 2}, {"delay": 5}]
 
 
@@ -72,6 +74,7 @@ def _settings_env(
         "RETRY__QUICK_BUDGET": "0.5",
         "COVERS__REGENERATE_CHECK_DELAY": "1.5",
         "COVERS__SNAPSHOT_RETRY_AFTER": "1",
+        "COVERS__VERIFY_DELAY": "1.5",
         "CONSUMER__SHUTDOWN_TIMEOUT": "10",
         **names,
     }
@@ -106,7 +109,11 @@ async def _demo(bootstrap: str, suffix: str, tmp: Path, began: float) -> int:
         task_failure_rate=TASK_FAILURE_RATE,
         quotas=QUOTAS,
         on_task_done=publisher,
+        cover_delay=COVER_DELAY,
     )
+    # A few task requests lose their answer on the way back, as over a real network: the
+    # handlers must find the task they started instead of paying for a second one.
+    state.faults.lost_answer_rate = LOST_ANSWERS
     out = tmp / "daemon.log"
     daemon: DaemonProcess | None = None
     server = await run_simulator("127.0.0.1", 0, state)
