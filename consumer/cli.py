@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -46,9 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             routes_for(settings)  # handler names resolve, or it is not valid
             sys.stdout.write(render_masked(settings))
             return ExitCode.OK
-        configure(settings.log, secret_values(settings))
         if args.command == "run":
+            configure(settings.log, secret_values(settings))
             return _run_daemon(settings)
+        # An operator command's report is its stdout; what the libraries log goes to stderr.
+        configure(settings.log, secret_values(settings), stream=sys.stderr)
         return asyncio.run(_operate(args, settings))
     except ConfigError as exc:
         print(f"cover-consumer: {exc}", file=sys.stderr)
@@ -106,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 clean shutdown, 1 fatal error, 2 invalid config or usage, "
         "130 forced by a second signal.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("run", "run the daemon until SIGTERM/SIGINT"),
@@ -113,14 +117,15 @@ def _parser() -> argparse.ArgumentParser:
     ):
         _config_option(commands.add_parser(name, help=text, description=text))
     topics = commands.add_parser("topics", help="operate on the topics")
-    topics.add_argument("action", choices=["ensure"], help="create missing main/retry/DLQ topics")
-    _config_option(topics)
+    topic_actions = topics.add_subparsers(dest="action", required=True)
+    text = "create the main, retry, dead-letter and replay topics that are missing"
+    _config_option(topic_actions.add_parser("ensure", help=text, description=text))
     dlq = commands.add_parser("dlq", help="inspect or replay dead letters")
     dlq_actions = dlq.add_subparsers(dest="action", required=True)
-    _config_option(dlq_actions.add_parser("list", help="count dead letters by reason"))
-    replay = dlq_actions.add_parser(
-        "replay", help="republish dead letters to the main topic, each at most once"
-    )
+    text = "count dead letters by reason, with the oldest and newest of each"
+    _config_option(dlq_actions.add_parser("list", help=text, description=text))
+    text = "republish dead letters to the main topic, each at most once"
+    replay = dlq_actions.add_parser("replay", help=text, description=text)
     _config_option(replay)
     replay.add_argument("--reason", help="only dead letters whose reason contains this")
     replay.add_argument(
@@ -131,6 +136,13 @@ def _parser() -> argparse.ArgumentParser:
     for name, (_, text) in _DEV_COMMANDS.items():
         commands.add_parser(name, help=text, add_help=False)  # its own parser answers --help
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("cover-consumer")
+    except importlib.metadata.PackageNotFoundError:  # a checkout that is not installed
+        return "unknown"
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

@@ -87,9 +87,11 @@ async def dlq_list(settings: Settings, out: TextIO) -> Counter[str]:
     out.write(
         f"{sum(counts.values())} dead letters in {Topology.from_settings(settings).dead_letter}\n"
     )
+    if counts:
+        out.write(f"{'count':>7}  {'oldest':<20}  {'newest':<20}  reason\n")
     for reason, count in counts.most_common():
         first, last = span[reason]
-        out.write(f"{count:>7}  {_iso(first)}  {_iso(last)}  {scrub(reason)}\n")
+        out.write(f"{count:>7}  {_iso(first):<20}  {_iso(last):<20}  {scrub(reason)}\n")
     return counts
 
 
@@ -117,7 +119,10 @@ async def dlq_replay(
             break
     if dry_run:
         for letter in chosen:
-            out.write(f"would replay {letter.coordinates}  {scrub(letter.reason)}\n")
+            out.write(
+                f"would replay partition {letter.partition} offset {letter.offset}: "
+                f"{scrub(letter.reason)}\n"
+            )
         out.write(f"{len(chosen)} would be replayed ({len(done)} replayed before)\n")
         return len(chosen)
     producer = AIOKafkaProducer(**client_options(settings.kafka), acks="all")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 from pathlib import Path
@@ -171,3 +172,23 @@ def test_second_sigterm_during_the_drain_forces_exit_130(
     assert seconds < 2  # not the drain's budget
     assert [line["asset_id"] for line in daemon.outcomes()] == ["a1"]
     assert not daemon.events("shutdown")
+
+
+def test_an_operator_commands_report_is_all_of_stdout_and_library_lines_go_to_stderr(
+    bootstrap: str, name: str, tmp_path: Path, env: dict[str, str]
+) -> None:
+    asyncio.run(create_topic(bootstrap, f"{name}.dlq", 1))
+    config = daemon_config(tmp_path, bootstrap, name, name, "log")
+    # DEBUG: aiokafka says plenty; none of it may land in the report.
+    text = config.read_text().replace("format: json", "format: json\n  level: DEBUG")
+    config.write_text(text)
+
+    result = cli("dlq", "list", "--config", str(config), env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"0 dead letters in {name}.dlq\n"
+    assert any(
+        json.loads(line).get("logger", "").startswith("aiokafka")
+        for line in result.stderr.splitlines()
+        if line.startswith("{")
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,48 @@ def test_config_that_cannot_work_exits_2_naming_the_problem_without_a_traceback(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_version_prints_the_installed_version(env: dict[str, str]) -> None:
+    result = cli("--version", env=env)
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"cover-consumer {importlib.metadata.version('cover-consumer')}"
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["topics", "ensure"], "create the main, retry, dead-letter and replay topics"),
+        (["dlq", "list"], "count dead letters by reason"),
+        (["dlq", "replay"], "republish dead letters to the main topic"),
+        (["demo"], "The whole loop on embedded defaults"),
+    ],
+)
+def test_each_command_answers_help_with_its_own_description(
+    env: dict[str, str], command: list[str], says: str
+) -> None:
+    result = cli(*command, "--help", env=env)
+
+    assert result.returncode == 0
+    assert says in " ".join(result.stdout.split())
+
+
+def test_simulate_vod_documents_every_option_and_takes_no_secret_on_the_command_line(
+    env: dict[str, str],
+) -> None:
+    result = cli("simulate-vod", "--help", env=env)
+
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    options = [n for n, line in enumerate(lines) if line.strip().startswith("--")]
+    assert len(options) >= 10
+    # Each option has its help text: on its line, or on the next (indented, no option).
+    undocumented = [
+        lines[n]
+        for n in options
+        if len(lines[n].split()) <= 2 and lines[n + 1].strip().startswith("--")
+    ]
+    assert undocumented == []
+    assert "--secret-key " not in result.stdout
+    assert "--secret-key-file" in result.stdout

@@ -3,6 +3,7 @@ child process with no config file, then waiting until every record has its outco
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import json
@@ -47,6 +48,11 @@ TIERS = [{"delay": 2}, {"delay": 5}]
 
 
 def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="cover-consumer demo",
+        description="The whole loop on embedded defaults: a broker, the VOD simulator, "
+        "about a thousand events, the daemon; then what happened and the demo's checks.",
+    ).parse_args(argv)
     began = time.monotonic()
     broker = EmbeddedBroker()
     with broker as bootstrap, tempfile.TemporaryDirectory(prefix="cover-demo-") as tmp:

@@ -16,7 +16,10 @@ from consumer.testing.vodsim import Quotas, SimState
 
 __all__ = ["add_arguments", "main", "simulate"]
 
-SECRET_ENV = "COVER_CONSUMER_SIM_SECRET_KEY"  # so the key need not be on a command line
+# The secret key is never a command-line argument (ps shows those to every user): it comes
+# from this variable or a file, else the simulator's well-known default.
+SECRET_ENV = "COVER_CONSUMER_SIM_SECRET_KEY"
+DEFAULT_SECRET = "sim-secret-key"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,28 +33,58 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--project-id", default="sim-project")
-    parser.add_argument("--access-key", default="sim-access-key")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8090, help="port to listen on")
     parser.add_argument(
-        "--secret-key",
-        default=os.environ.get(SECRET_ENV, "sim-secret-key"),
-        help=f"or ${SECRET_ENV}",
+        "--project-id", metavar="ID", default="sim-project", help="the one project it serves"
+    )
+    parser.add_argument(
+        "--access-key", metavar="AK", default="sim-access-key", help="the AK it accepts"
+    )
+    parser.add_argument(
+        "--secret-key-file",
+        metavar="FILE",
+        type=Path,
+        help=f"file holding the SK it accepts (else ${SECRET_ENV}, else {DEFAULT_SECRET!r})",
     )
     parser.add_argument(
         "--create-on-demand", action="store_true", help="unknown asset ids exist, with snapshots"
     )
-    parser.add_argument("--task-delay", type=float, default=2.0, help="seconds per snapshot task")
-    parser.add_argument("--task-failure-rate", type=float, default=0.0)
-    parser.add_argument("--write-quota", type=int, default=100, help="writes per window")
-    parser.add_argument("--query-quota", type=int, default=1500, help="queries per window")
-    parser.add_argument("--quota-window", type=float, default=60.0, help="seconds")
+    parser.add_argument(
+        "--task-delay", metavar="S", type=float, default=2.0, help="seconds per snapshot task"
+    )
+    parser.add_argument(
+        "--task-failure-rate",
+        metavar="SHARE",
+        type=float,
+        default=0.0,
+        help="share of snapshot tasks that fail",
+    )
+    parser.add_argument(
+        "--write-quota", metavar="N", type=int, default=100, help="writes per quota window"
+    )
+    parser.add_argument(
+        "--query-quota", metavar="N", type=int, default=1500, help="queries per quota window"
+    )
+    parser.add_argument(
+        "--quota-window",
+        metavar="S",
+        type=float,
+        default=60.0,
+        help="seconds the quotas count over",
+    )
     parser.add_argument(
         "--seed",
+        metavar="FILE",
         type=Path,
         help="JSON list of assets: {asset_id, cover?, snapshots? (seconds), thumbnail_status?}",
     )
+
+
+def _secret_key(path: Path | None) -> str:
+    if path is not None:
+        return path.read_text(encoding="utf-8").strip()
+    return os.environ.get(SECRET_ENV) or DEFAULT_SECRET
 
 
 def _seed(path: Path) -> list[dict[str, Any]]:
@@ -66,7 +99,7 @@ def _seed(path: Path) -> list[dict[str, Any]]:
 async def simulate(args: argparse.Namespace) -> int:
     state = SimState(
         project_id=args.project_id,
-        keys={args.access_key: args.secret_key},
+        keys={args.access_key: _secret_key(args.secret_key_file)},
         create_on_demand=args.create_on_demand,
         task_delay=args.task_delay,
         task_failure_rate=args.task_failure_rate,
