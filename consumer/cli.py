@@ -42,10 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         if args.command == "check-config":
-            from consumer.dispatch.routing import routes_for
+            from consumer.dispatch.routing import effective_routes, routes_for
 
-            routes_for(settings)  # handler names resolve, or it is not valid
-            sys.stdout.write(render_masked(settings))
+            routes_for(settings)  # every route can match and every handler resolves
+            sys.stdout.write(render_masked(settings, effective_routes(settings)))
             return ExitCode.OK
         if args.command == "run":
             configure(settings.log, secret_values(settings))

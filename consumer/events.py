@@ -26,6 +26,9 @@ from pydantic import (
 from consumer.errors import IgnoredRecord, InvalidRecord
 
 __all__ = [
+    "COVER_TYPES",
+    "EVENT_TYPES",
+    "STATUSES",
     "CoverComplete",
     "CoverInfo",
     "Event",
@@ -51,6 +54,10 @@ _CANONICAL_TYPES = {
     )
 }
 _MAX_REASON = 300
+#: What a route may match on (compared case-insensitively).
+EVENT_TYPES = tuple(_CANONICAL_TYPES.values())
+STATUSES = ("SUCCEED", "FAILED")
+COVER_TYPES = ("HEAD_FRAME_COVER",)
 
 
 def _canonical_type(value: object) -> object:

@@ -7,7 +7,7 @@ so it is safe to print even when the offending key holds a secret.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from consumer.config.files import check_environment, check_secret_files, read_yaml
+from consumer.config.files import ENV_PREFIX, check_environment, check_secret_files, read_yaml
 from consumer.config.sections import (
     REQUIRED_WITH,
     ConsumerSettings,
@@ -145,7 +145,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         return Settings()
     except ValidationError as exc:
         where = f"file: {path}" if path is not None else "no config file"
-        lines = "\n".join(_format_errors(exc))
+        lines = "\n".join(_format_errors(exc, _Sources(data, Path(_secrets_dir()))))
         raise ConfigError(f"invalid configuration ({where}):\n{lines}") from None
     except SettingsError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
@@ -157,10 +157,13 @@ def _secrets_dir() -> str:
     return os.environ.get(SECRETS_DIR_ENV) or DEFAULT_SECRETS_DIR
 
 
-def render_masked(settings: Settings) -> str:
-    """The effective settings as YAML, shaped like the file, secrets masked."""
+def render_masked(settings: Settings, routes: Sequence[RouteSpec] | None = None) -> str:
+    """The effective settings as YAML, shaped like the file, secrets masked; ``routes``
+    are the routes in force when the file names none (the defaults)."""
     # JSON mode renders SecretStr as "**********" and Path as str.
     data = settings.model_dump(mode="json")
+    if data.get("routes") is None and routes is not None:
+        data["routes"] = [route.model_dump(mode="json", exclude_none=True) for route in routes]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -187,17 +190,48 @@ def _walk_secrets(value: object) -> Iterator[str]:
             yield from _walk_secrets(item)
 
 
-def _format_errors(exc: ValidationError) -> list[str]:
+class _Sources:
+    """Which source set a key, for the error that names it: the environment beats a
+    secret file, which beats the file (the precedence of the sources)."""
+
+    def __init__(self, data: Mapping[str, Any], secrets: Path) -> None:
+        self._data = data
+        self._secrets = secrets
+        self._env = {name.upper() for name in os.environ}
+
+    def of(self, loc: Sequence[str | int]) -> str:
+        keys = [str(part) for part in loc if isinstance(part, str)]
+        for depth in range(len(keys), 0, -1):
+            name = "__".join(keys[:depth])
+            if f"{ENV_PREFIX}{name}".upper() in self._env:
+                return f"environment variable {ENV_PREFIX}{name.upper()}"
+            if (self._secrets / name).is_file():
+                return f"secret file {self._secrets / name}"
+        return "the file" if self._in_file(loc) else "the defaults"
+
+    def _in_file(self, loc: Sequence[str | int]) -> bool:
+        node: Any = self._data
+        for part in loc:
+            in_mapping = isinstance(node, Mapping) and part in node
+            in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+            if not (in_mapping or in_list):
+                return False
+            node = node[part]
+        return True
+
+
+def _format_errors(exc: ValidationError, sources: _Sources) -> list[str]:
     # include_input=False: pydantic's own rendering echoes the offending value.
     lines: list[str] = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(part) for part in err["loc"])
+        source = f" (from {sources.of(err['loc'])})" if err["loc"] else ""
         if err["type"] == "extra_forbidden":
-            lines.append(f"{loc}: unknown key")
+            lines.append(f"{loc}: unknown key{source}")
         elif err["type"] == REQUIRED_WITH:
             prefix = f"{loc}." if loc else ""
             lines.extend(f"{prefix}{name}: {err['msg']}" for name in err["ctx"]["missing"])
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{loc}: {msg}" if loc else msg)
+            lines.append(f"{loc}: {msg}{source}" if loc else msg)
     return lines

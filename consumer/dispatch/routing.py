@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from consumer.config import MatchSpec, RouteSpec, Settings
 from consumer.errors import ConfigError
-from consumer.events import Event
+from consumer.events import COVER_TYPES, EVENT_TYPES, STATUSES, Event
 from consumer.handlers.registry import NEEDS_VOD, Handler, resolve
 
-__all__ = ["LOG_ROUTES", "VOD_ROUTES", "Route", "Router", "Step", "routes_for"]
+__all__ = ["LOG_ROUTES", "VOD_ROUTES", "Route", "Router", "Step", "effective_routes", "routes_for"]
 
 # Unknown event types and cover types match none of these, so they are skipped with a reason.
 LOG_ROUTES: tuple[RouteSpec, ...] = (
@@ -36,17 +37,45 @@ VOD_ROUTES: tuple[RouteSpec, ...] = (
 )
 
 
+def effective_routes(settings: Settings) -> Sequence[RouteSpec]:
+    """The routes in force: the configured ones, else the defaults for whether VOD is set."""
+    if settings.routes is not None:
+        return settings.routes
+    return VOD_ROUTES if settings.vod.endpoint is not None else LOG_ROUTES
+
+
 def routes_for(settings: Settings) -> Router:
-    """The configured routes, else the defaults for whether VOD is configured. A route
-    naming a VOD handler without VOD settings is a config error, found at start-up."""
+    """The configured routes, else the defaults for whether VOD is configured. What would
+    silently never match (a misspelt event type, status or cover type), a handler that
+    cannot be found or is not async, and a VOD handler without VOD settings are config
+    errors, found at start-up."""
     vod = settings.vod.endpoint is not None
-    router = Router.from_specs(settings.routes, defaults=VOD_ROUTES if vod else LOG_ROUTES)
+    specs = effective_routes(settings)
+    for index, spec in enumerate(specs):
+        _check_match(f"routes.{index}.match", spec.match)
+    router = Router.from_specs(specs)
     if not vod:
         for index, route in enumerate(router.routes):
             for step in route.steps:
                 if step.name in NEEDS_VOD:
                     raise ConfigError(f"routes.{index}: handler {step.name!r} needs vod.endpoint")
     return router
+
+
+def _check_match(path: str, match: MatchSpec) -> None:
+    for field, known in (
+        ("event_type", EVENT_TYPES),
+        ("status", STATUSES),
+        ("cover_type", COVER_TYPES),
+    ):
+        value = getattr(match, field)
+        if value is None or value.lower() in {name.lower() for name in known}:
+            continue
+        close = difflib.get_close_matches(value.lower(), [k.lower() for k in known], n=1)
+        hint = next((f"; did you mean {k}?" for k in known if close and k.lower() == close[0]), "")
+        raise ConfigError(
+            f"{path}.{field}: {value!r} never matches (known: {', '.join(known)}){hint}"
+        )
 
 
 _Signature = tuple[str, str | None, str | None]

@@ -11,7 +11,9 @@ handlers by one of:
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol
@@ -79,5 +81,17 @@ def _import(path: str) -> object:
 def _checked(name: str, target: object) -> Handler:
     if not callable(target):
         raise HandlerNotFound(f"handler {name!r}: {target!r} is not callable")
+    if not _is_async(target):
+        # Its call would return a plain value, not an awaitable: every event would fail.
+        raise HandlerNotFound(f"handler {name!r}: not async (define it with 'async def')")
     handler: Callable[..., object] = target
     return handler  # type: ignore[return-value]  # shape checked at call time by the runner
+
+
+def _is_async(target: Callable[..., object]) -> bool:
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.iscoroutinefunction(target):
+        return True
+    # An instance whose class defines ``async def __call__``.
+    return not inspect.isfunction(target) and inspect.iscoroutinefunction(type(target).__call__)

@@ -32,6 +32,14 @@ def test_check_config_prints_the_effective_config_as_yaml(env: dict[str, str]) -
     assert printed["kafka"]["group_id"] == expected["kafka"]["group_id"]
     assert printed["kafka"]["bootstrap_servers"] == expected["kafka"]["bootstrap_servers"]
     assert printed["consumer"] == expected["consumer"]
+    # No routes in the file: the defaults in force are shown, not `routes: null`.
+    assert printed["routes"] == [
+        {
+            "match": {"event_type": "coverComplete", "cover_type": "HEAD_FRAME_COVER"},
+            "handlers": ["log"],
+        },
+        {"match": {"event_type": "thumbnailComplete"}, "handlers": ["log"]},
+    ]
 
 
 def test_check_config_reads_the_file_named_by_the_environment(

@@ -8,9 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from consumer.config import load_settings
-from consumer.errors import ConfigError
+from consumer.dispatch.routing import routes_for
+from consumer.errors import ConfigError, HandlerNotFound
+from consumer.handlers import resolve
 
 SECRET = "s3cr3t-not-to-be-echoed"
 
@@ -181,3 +184,82 @@ def test_a_misspelt_secret_file_is_refused_and_other_keys_of_the_secret_ignored(
 
     assert "kafka__sasl_pasword: there is no setting kafka.sasl_pasword" in str(info.value)
     assert "did you mean kafka.sasl_password?" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("match", "message"),
+    [
+        (
+            {"status": "FAILD"},
+            "routes.0.match.status: 'FAILD' never matches (known: SUCCEED, FAILED); "
+            "did you mean FAILED?",
+        ),
+        ({"event_type": "coverComplet"}, "routes.0.match.event_type: 'coverComplet' never"),
+        ({"cover_type": "HEAD_FRAME"}, "did you mean HEAD_FRAME_COVER?"),
+    ],
+)
+def test_a_route_that_would_never_match_is_refused_with_the_closest_value(
+    tmp_path: Path, match: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"routes": [{"match": match, "handlers": ["log"]}]}))
+
+    with pytest.raises(ConfigError) as info:
+        routes_for(load_settings(path))
+
+    assert message in str(info.value)
+
+
+def test_known_values_match_whatever_their_case(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    match = {"event_type": "CoverComplete", "status": "failed", "cover_type": "head_frame_cover"}
+    path.write_text(yaml.safe_dump({"routes": [{"match": match, "handlers": ["log"]}]}))
+
+    assert len(routes_for(load_settings(path)).routes) == 1
+
+
+def not_async(event: object, ctx: object) -> object:
+    return None
+
+
+class AsyncCallable:
+    async def __call__(self, event: object, ctx: object) -> object:
+        return None
+
+
+ASYNC_INSTANCE = AsyncCallable()
+
+
+def test_a_handler_that_is_not_async_is_refused() -> None:
+    with pytest.raises(HandlerNotFound) as info:
+        resolve("tests.unit.test_config_refused:not_async")
+
+    assert "not async (define it with 'async def')" in str(info.value)
+    resolved: object = resolve("tests.unit.test_config_refused:ASYNC_INSTANCE")
+    assert resolved is ASYNC_INSTANCE
+
+
+@pytest.mark.parametrize("source", ["file", "env", "secret"])
+def test_an_invalid_value_names_the_source_that_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("consumer:\n  max_in_flight: 0\n" if source == "file" else "")
+    if source == "env":
+        monkeypatch.setenv("COVER_CONSUMER__CONSUMER__MAX_IN_FLIGHT", "0")
+    if source == "secret":
+        secrets = tmp_path / "secrets"
+        secrets.mkdir()
+        (secrets / "consumer__max_in_flight").write_text("0")
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+
+    expected = {
+        "file": "(from the file)",
+        "env": "(from environment variable COVER_CONSUMER__CONSUMER__MAX_IN_FLIGHT)",
+        "secret": f"(from secret file {tmp_path / 'secrets' / 'consumer__max_in_flight'})",
+    }[source]
+    assert f"consumer.max_in_flight: Input should be greater than or equal to 1 {expected}" in str(
+        info.value
+    )
