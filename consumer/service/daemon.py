@@ -49,7 +49,8 @@ async def run(settings: Settings) -> int:
         circuit = parts.vod.circuit if parts.vod is not None else None
         health = _health(settings, parts)
         _install_signal_handlers(stop, parts.hold)
-        stop_server = await serve(health, settings.http.host, settings.http.port)
+        stop_server, port = await serve(health, settings.http.host, settings.http.port)
+        log.info("side_server_listening", host=settings.http.host, port=port)
         watch = asyncio.create_task(_watch_broker(source, health.contact, log))
         # Not joined yet: closing only has clients to stop, a few seconds at most.
         close_by = time.monotonic() + min(5.0, timeout)

@@ -92,8 +92,9 @@ class Health:
         return True, "ok"
 
 
-async def serve(health: Health, host: str, port: int) -> Callable[[], Awaitable[None]]:
-    """Start the side server; return the coroutine function that stops it."""
+async def serve(health: Health, host: str, port: int) -> tuple[Callable[[], Awaitable[None]], int]:
+    """Start the side server; return the coroutine function that stops it, and the port
+    it listens on (the one asked for, or the one the kernel chose for port 0)."""
     app = web.Application()
     app.router.add_get("/livez", _probe(health.live))
     app.router.add_get("/readyz", _probe(health.ready))
@@ -101,7 +102,8 @@ async def serve(health: Health, host: str, port: int) -> Callable[[], Awaitable[
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    return runner.cleanup
+    bound: int = runner.addresses[0][1] if runner.addresses else port
+    return runner.cleanup, bound
 
 
 def _probe(

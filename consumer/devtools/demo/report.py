@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from consumer.devtools.demo.announce import Publisher, cover_origin
+from consumer.devtools.demo.picture import print_flow, print_samples
 from consumer.devtools.demo.seed import Plan
 from consumer.devtools.harness import JsonLines
 from consumer.errors import RecordError
@@ -32,6 +33,7 @@ class Progress:
         self.events: Counter[str] = Counter()
         self.notable: list[dict[str, Any]] = []  # warnings and worse
         self.finals = 0
+        self.side_port: int | None = None  # where the daemon serves /metrics
 
     def poll(self) -> None:
         for line in self._log.poll():
@@ -40,6 +42,8 @@ class Progress:
             if name == "record_processed":
                 self.outcomes.append(line)
                 self.finals += line.get("outcome") in FINAL
+            elif name == "side_server_listening":
+                self.side_port = int(line["port"])
             elif line.get("level") in ("warning", "error", "critical"):
                 self.notable.append(line)
 
@@ -112,6 +116,8 @@ class Report:
                 row = "".join(f"{table[handler, o]:>15}" for o in _OUTCOMES)
                 print(f"  {handler:<24}{row}")
         print("  ('-': no handler ran: malformed, no route, or SMN confirmation)")
+        print_flow(log.outcomes, self.topology, len(self.letters))
+        print_samples(log.outcomes)
 
         endings = Counter(self.ending(asset) for asset in plan.failed)
         kinds = Counter((plan.failed[a], self.ending(a)) for a in plan.failed)

@@ -120,7 +120,8 @@ async def _demo(bootstrap: str, suffix: str, tmp: Path, began: float) -> int:
     # A few task requests lose their answer on the way back, as over a real network: the
     # handlers must find the task they started instead of paying for a second one.
     state.faults.lost_answer_rate = LOST_ANSWERS
-    out = tmp / "daemon.log"
+    # Outside the scratch directory: the log outlives the demo, for whoever wants to read it.
+    out = kept = Path(tempfile.gettempdir()) / "cover-demo-daemon.log"
     daemon: DaemonProcess | None = None
     server = await run_simulator("127.0.0.1", 0, state)
     try:
@@ -148,7 +149,7 @@ async def _demo(bootstrap: str, suffix: str, tmp: Path, began: float) -> int:
         ]
         print(textwrap.fill(", ".join(shown), 96, initial_indent="  ", subsequent_indent="  "))
         progress = Progress(daemon.log)
-        settled = await _wait(progress, state, publisher, plan, daemon)
+        settled = await _wait(progress, state, publisher, plan, daemon, kept)
         processing = time.monotonic() - started
         code = await _stop(daemon)
         progress.poll()
@@ -167,10 +168,9 @@ async def _demo(bootstrap: str, suffix: str, tmp: Path, began: float) -> int:
     )
     report.print_summary(processing, time.monotonic() - began)
     failed = report.checks()
+    print(f"\nthe daemon's log (every line it wrote) is kept in {kept}")
     if failed:
-        kept = Path(tempfile.gettempdir()) / "cover-demo-daemon.log"
-        kept.write_bytes(out.read_bytes())
-        print(f"\n{failed} check(s) failed; the daemon's output is in {kept}")
+        print(f"\n{failed} check(s) failed")
         for line in progress.notable[:10]:
             print(f"  {json.dumps(line)[:300]}")
     return 1 if failed else 0
@@ -194,6 +194,7 @@ async def _wait(
     publisher: Publisher,
     plan: Plan,
     daemon: DaemonProcess,
+    kept: Path,
 ) -> bool:
     """Until every record produced to the main topic (seeded, or announced by the
     simulator) has its final outcome line, and no snapshot task is running (it would
@@ -211,6 +212,9 @@ async def _wait(
         if not joined and progress.events["consumer_started"]:
             joined = True
             print(f"  {now - began:5.1f}s  the daemon joined its group")
+            if progress.side_port is not None:
+                base = f"http://127.0.0.1:{progress.side_port}"
+                print(f"          while it runs: {base}/metrics, {base}/readyz; log {kept}")
         # Three polls in a row with nothing left: no announcement is on its way either.
         done = progress.finals >= expected and not tasks and not publisher.busy
         quiet = quiet + 1 if done else 0
