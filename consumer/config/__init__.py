@@ -12,6 +12,7 @@ from consumer.config.sections import (
     RouteSpec,
     TierSpec,
     TopicsSettings,
+    TracingSettings,
 )
 from consumer.config.settings import (
     CONFIG_ENV,
@@ -40,6 +41,7 @@ __all__ = [
     "Settings",
     "TierSpec",
     "TopicsSettings",
+    "TracingSettings",
     "VodSettings",
     "load_settings",
     "render_masked",

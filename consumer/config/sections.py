@@ -35,6 +35,7 @@ __all__ = [
     "Seconds",
     "TierSpec",
     "TopicsSettings",
+    "TracingSettings",
     "dead_letter_topic",
     "tier_topic",
 ]
@@ -215,6 +216,15 @@ class LogSettings(BaseModel):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry spans (needs the ``tracing`` extra: opentelemetry-sdk); where they go
+    is OpenTelemetry's own configuration. Off, records' trace ids still reach the lines."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
 
 
 class MatchSpec(BaseModel):

@@ -34,6 +34,7 @@ from consumer.config.sections import (
     RetrySettings,
     RouteSpec,
     TopicsSettings,
+    TracingSettings,
     dead_letter_topic,
     tier_topic,
 )
@@ -80,6 +81,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     vod: VodSettings = Field(default_factory=VodSettings)
     covers: CoverSettings = Field(default_factory=CoverSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     # None means the built-in default routes, which live with the router.
     routes: list[RouteSpec] | None = None
 
