@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -59,3 +60,14 @@ def env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def secret() -> str:
     return f"S3cr3t-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def config_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """This process without COVER_CONSUMER* variables, reading secret files from an empty
+    ``tmp_path / "secrets"`` (never a real /etc/cover-consumer/secrets); returns it."""
+    for name in list(os.environ):
+        if name.upper().startswith("COVER_CONSUMER"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("COVER_CONSUMER_SECRETS_DIR", str(tmp_path / "secrets"))
+    return tmp_path / "secrets"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -30,13 +29,7 @@ kafka:
 """
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("COVER_CONSUMER"):
-            monkeypatch.delenv(name)
-    # Never pick up a real /etc/cover-consumer/secrets on the test host.
-    monkeypatch.setenv("COVER_CONSUMER_SECRETS_DIR", str(tmp_path / "no-secrets"))
+pytestmark = pytest.mark.usefixtures("config_env")
 
 
 def write(tmp_path: Path, text: str, name: str = "consumer.yaml") -> Path:

@@ -3,7 +3,6 @@ no traceback, and quickly, whatever the file holds."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -18,12 +17,7 @@ from consumer.handlers import resolve
 SECRET = "s3cr3t-not-to-be-echoed"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("COVER_CONSUMER"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("COVER_CONSUMER_SECRETS_DIR", str(tmp_path / "secrets"))
+pytestmark = pytest.mark.usefixtures("config_env")
 
 
 def refused(tmp_path: Path, text: str) -> str:

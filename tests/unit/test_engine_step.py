@@ -64,21 +64,18 @@ class Processor:
         self.max_running = 0
         self.max_running_per_key = 0
         self._gates: dict[Coord, asyncio.Event] = {}
-        self._raising: set[Coord] = set()
+        self._raising: dict[Coord, BaseException] = {}
         self._started: dict[Coord, asyncio.Event] = {}
         self._finished: dict[Coord, asyncio.Event] = {}
-        #: Records whose processing raises once it finished (a pipeline that broke).
-        self.raises: set[Coord] = set()
-        #: What they raise (a CancelledError of their own is no cancellation of the worker).
-        self.raised: BaseException = RuntimeError("processing failed")
 
     def hold(self, *coords: Coord) -> None:
         for coord in coords:
             self._gates[coord] = asyncio.Event()
 
-    def fail(self, *coords: Coord) -> None:
-        """Processing these records raises (once started, not finished)."""
-        self._raising |= set(coords)
+    def fail(self, *coords: Coord, error: BaseException | None = None) -> None:
+        """Processing these records raises ``error`` (once started, not finished)."""
+        for coord in coords:
+            self._raising[coord] = error or RuntimeError(f"processing {coord} failed")
 
     def release(self, *coords: Coord) -> None:
         for coord in coords:
@@ -111,13 +108,11 @@ class Processor:
             if coord in self._gates:
                 await self._gates[coord].wait()
             if coord in self._raising:
-                raise RuntimeError(f"processing {coord} failed")
+                raise self._raising[coord]
         finally:
             self.running[work.key] -= 1
         self.finished.append(coord)
         self._finished.setdefault(coord, asyncio.Event()).set()
-        if coord in self.raises:
-            raise self.raised
 
 
 @dataclass
@@ -844,28 +839,6 @@ async def test_shutdown_with_a_stuck_handler_gives_up_within_the_timeout(
     assert rig.engine.in_flight == 0
 
 
-# -- never a silent ack ------------------------------------------------------------------
-
-
-async def test_a_record_whose_processing_raises_is_never_committed_and_holds_the_loop(
-    make_rig: MakeRig,
-) -> None:
-    rig = await make_rig(partitions=(TP0, TP1))
-    rig.process.raises.add((0, 1))  # as if even its dead-letter write failed
-    rig.add("a", "b", "c")
-    rig.add("d", tp=TP1)
-    await rig.step()
-    await rig.process.wait_finished((0, 2), (1, 0))
-    rig.clock.advance(1)
-    await rig.empty_step()
-
-    assert rig.source.commits == [{TP0: 1, TP1: 1}]  # past (1, 0), never past (0, 1)
-    [stuck] = rig.events("record_stuck")
-    assert (stuck["partition"], stuck["offset"], stuck["log_level"]) == (0, 1, "critical")
-    assert Reason.STUCK in rig.engine.hold
-    assert rig.source.paused == {TP0, TP1}  # nothing new is taken
-
-
 async def test_shutdown_cancels_a_pending_fetch_and_may_be_called_again(
     make_rig: MakeRig,
 ) -> None:
@@ -1096,11 +1069,11 @@ async def test_a_cancelled_error_raised_by_processing_itself_is_a_stuck_record_n
     make_rig: MakeRig,
 ) -> None:
     rig = await make_rig()
-    rig.process.raises.add((0, 0))
-    rig.process.raised = asyncio.CancelledError("raised, not a cancellation of this task")
+    rig.process.fail((0, 0), error=asyncio.CancelledError("raised, not a cancellation"))
     rig.add("a", "b")
     await rig.step()
-    await rig.process.wait_finished((0, 0), (0, 1))
+    await rig.process.wait_started((0, 0))
+    await rig.process.wait_finished((0, 1))
 
     assert [e["offset"] for e in rig.events("record_stuck")] == [0]
     assert rig.engine.in_flight == 1  # (0, 1) finished on the same worker; (0, 0) is held

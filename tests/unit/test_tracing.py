@@ -39,8 +39,9 @@ def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
+    trace.set_tracer_provider(provider)  # once per process: OpenTelemetry allows no reset
     yield exporter
+    provider.shutdown()
 
 
 def test_a_record_span_continues_the_records_trace_and_vod_calls_are_its_children(
@@ -49,9 +50,11 @@ def test_a_record_span_continues_the_records_trace_and_vod_calls_are_its_childre
     spans.clear()
     tracer = Tracer(enabled=True)
 
-    with tracer.record([("traceparent", VALID)], topic="t", offset=7, asset_id=None):
-        with tracer.vod_call("show_asset_detail"):
-            pass
+    with (
+        tracer.record([("traceparent", VALID)], topic="t", offset=7, asset_id=None),
+        tracer.vod_call("show_asset_detail"),
+    ):
+        pass
 
     call, record = spans.get_finished_spans()
     assert record.name == "process record"
