@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench mutate clean
+.PHONY: demo test lint bench mutate deploy-config clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ mutate: $(STAMP)
 	rm -rf mutants
 	$(BIN)/mutmut run
 	$(BIN)/python -m consumer.devtools.mutation
+
+# The base kustomization's copy of the config (kustomize reads nothing outside its root);
+# `make test` fails while the two differ.
+deploy-config:
+	cp config/consumer.yaml deploy/k8s/base/consumer.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mutants
