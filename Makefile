@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/mypy consumer tests
 	$(BIN)/lint-imports
 	$(BIN)/hadolint deploy/Dockerfile
+	$(BIN)/python -m consumer.devtools.promrules
 
 test: lint
 	$(BIN)/pytest

@@ -35,7 +35,7 @@ KUSTOMIZATIONS = {"base": K8S / "base", "example": K8S / "overlays" / "example"}
 # A Kubernetes minor in upstream support that kubernetes-validate bundles schemas for.
 KUBERNETES_VERSION = "1.35.0"
 # API groups of custom resources: no schema in kubernetes-validate, checked by hand below.
-CRD_GROUPS = ("keda.sh",)
+CRD_GROUPS = ("keda.sh", "monitoring.coreos.com")
 DEFAULT_HTTP_PORT = 8080
 
 Manifest = dict[str, Any]
@@ -348,3 +348,25 @@ def test_example_overlay_verifies_brokers_against_a_private_ca() -> None:
     key = _keda_ca_key(_render("example"))
     assert key is not None
     assert key in _example_secret()["stringData"]
+
+
+def test_pod_monitor_scrapes_every_pod_on_the_metrics_port() -> None:
+    docs = _render("example")
+    monitor = _one(docs, "PodMonitor")["spec"]
+    assert monitor["selector"]["matchLabels"].items() <= _pod_labels(docs).items()
+    endpoints = monitor["podMetricsEndpoints"]
+    assert [(e["port"], e["path"]) for e in endpoints] == [("http", "/metrics")]
+    assert "http" in {p["name"] for p in _container(docs)["ports"]}
+
+
+def test_pods_scraped_by_the_pod_monitor_carry_no_scrape_annotations() -> None:
+    # Scraped twice, every sum() in the alerts would double.
+    docs = _render("example")
+    annotations = _one(docs, "Deployment")["spec"]["template"]["metadata"].get("annotations", {})
+    assert not [name for name in annotations if name.startswith("prometheus.io/")]
+
+
+def test_grafana_dashboard_configmap_has_a_stable_name_and_the_sidecar_label() -> None:
+    dashboard = _one(_render("example"), "ConfigMap", "cover-consumer-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["cover-consumer.json"])["uid"] == "cover-consumer"
