@@ -89,8 +89,9 @@ async def _operate(args: argparse.Namespace, settings: Settings) -> int:
     from consumer.redelivery import ops
 
     if args.command == "topics":
-        await ops.ensure_topics(settings, sys.stdout)
-    elif args.action == "list":
+        report = await ops.ensure_topics(settings, sys.stdout, args.keda_max_replicas)
+        return ExitCode.OK if report.ok else ExitCode.FATAL
+    if args.action == "list":
         await ops.dlq_list(settings, sys.stdout)
     else:
         await ops.dlq_replay(
@@ -113,7 +114,16 @@ def _parser() -> argparse.ArgumentParser:
     ):
         _config_option(commands.add_parser(name, help=text, description=text))
     topics = commands.add_parser("topics", help="operate on the topics")
-    topics.add_argument("action", choices=["ensure"], help="create missing main/retry/DLQ topics")
+    topics.add_argument(
+        "action", choices=["ensure"], help="create missing topics, set the configs it owns"
+    )
+    topics.add_argument(
+        "--keda-max-replicas",
+        type=int,
+        metavar="N",
+        help="fail (exit 1) when the main topic has fewer than N partitions: the "
+        "ScaledObject's maxReplicaCount",
+    )
     _config_option(topics)
     dlq = commands.add_parser("dlq", help="inspect or replay dead letters")
     dlq_actions = dlq.add_subparsers(dest="action", required=True)
