@@ -92,8 +92,9 @@ async def _operate(args: argparse.Namespace, settings: Settings) -> int:
     from consumer.redelivery import ops
 
     if args.command == "topics":
-        await ops.ensure_topics(settings, sys.stdout)
-    elif args.action == "list":
+        report = await ops.ensure_topics(settings, sys.stdout, args.keda_max_replicas)
+        return ExitCode.OK if report.ok else ExitCode.FATAL
+    if args.action == "list":
         await ops.dlq_list(settings, sys.stdout)
     else:
         await ops.dlq_replay(
@@ -118,8 +119,19 @@ def _parser() -> argparse.ArgumentParser:
         _config_option(commands.add_parser(name, help=text, description=text))
     topics = commands.add_parser("topics", help="operate on the topics")
     topic_actions = topics.add_subparsers(dest="action", required=True)
-    text = "create the main, retry, dead-letter and replay topics that are missing"
-    _config_option(topic_actions.add_parser("ensure", help=text, description=text))
+    text = (
+        "create the main, retry, dead-letter and replay topics that are missing;"
+        " set the configs it owns"
+    )
+    ensure = topic_actions.add_parser("ensure", help=text, description=text)
+    _config_option(ensure)
+    ensure.add_argument(
+        "--keda-max-replicas",
+        type=int,
+        metavar="N",
+        help="fail (exit 1) when the main topic has fewer than N partitions: the "
+        "ScaledObject's maxReplicaCount",
+    )
     dlq = commands.add_parser("dlq", help="inspect or replay dead letters")
     dlq_actions = dlq.add_subparsers(dest="action", required=True)
     text = "count dead letters by reason, with the oldest and newest of each"

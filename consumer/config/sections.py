@@ -186,12 +186,18 @@ class DeadLetterSettings(BaseModel):
 
 
 class TopicsSettings(BaseModel):
-    """What `cover-consumer topics ensure` creates when a topic is missing."""
+    """What `cover-consumer topics ensure` creates when a topic is missing, and the topic
+    configs it owns (consumer/redelivery/topics.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     partitions: Count = 6
     replication_factor: Count = 3
+    # Writes with acks=all need this many in-sync replicas (capped at a topic's replication
+    # factor): with 2 of 3, one broker down loses no acknowledged retry or dead letter.
+    min_insync_replicas: Count = 2
+    # How long dead letters are kept: long enough to come back from a holiday and replay.
+    dead_letter_retention: Seconds = 14 * 24 * 3600.0
 
 
 class HttpSettings(BaseModel):

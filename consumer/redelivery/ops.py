@@ -1,4 +1,4 @@
-"""Operator tools: create the topics, inspect the dead letters, replay them.
+"""Operator tools: create the topics (``topics.py``), inspect the dead letters, replay them.
 
 ``dlq replay`` writes a marker per replayed dead letter to a compacted topic
 (``<dlq>.replays``) right after republishing it, and skips dead letters that
@@ -17,47 +17,16 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumer.config import Settings
 from consumer.kafka.options import client_options
 from consumer.kafka.reading import read_topic
 from consumer.logs import scrub
 from consumer.redelivery import headers as h
+from consumer.redelivery.topics import ensure_topics
 from consumer.redelivery.topology import Topology
 
 __all__ = ["DeadLetter", "dlq_list", "dlq_replay", "ensure_topics"]
-
-
-async def ensure_topics(settings: Settings, out: TextIO) -> list[str]:
-    """Create whichever of the main, retry, dead-letter and replay topics are missing."""
-    topology = Topology.from_settings(settings)
-    admin = AIOKafkaAdminClient(**client_options(settings.kafka))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [*topology.consumed, topology.dead_letter, topology.replays]
-        missing = [name for name in wanted if name not in existing]
-        spec = settings.topics
-        if missing:
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        name,
-                        spec.partitions,
-                        spec.replication_factor,
-                        topic_configs={"cleanup.policy": "compact"}
-                        if name == topology.replays
-                        else {},
-                    )
-                    for name in missing
-                ]
-            )
-    finally:
-        await admin.close()
-    for name in wanted:
-        out.write(f"{'created' if name in missing else 'exists '}  {name}\n")
-    return missing
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ from tests.support import REPO
 
 ROOT = REPO
 CONFIG = ROOT / "config" / "consumer.yaml"
+# The base kustomization's own copy: kustomize reads nothing outside its root unless told to.
+DEPLOYED_CONFIG = ROOT / "deploy" / "k8s" / "base" / "consumer.yaml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 K8S = ROOT / "deploy" / "k8s"
 SECRET_EXAMPLE = K8S / "base" / "secret.example.yaml"
@@ -33,7 +35,7 @@ KUSTOMIZATIONS = {"base": K8S / "base", "example": K8S / "overlays" / "example"}
 # A Kubernetes minor in upstream support that kubernetes-validate bundles schemas for.
 KUBERNETES_VERSION = "1.35.0"
 # API groups of custom resources: no schema in kubernetes-validate, checked by hand below.
-CRD_GROUPS = ("keda.sh",)
+CRD_GROUPS = ("keda.sh", "monitoring.coreos.com")
 DEFAULT_HTTP_PORT = 8080
 
 Manifest = dict[str, Any]
@@ -44,9 +46,9 @@ def _render(name: str) -> tuple[Manifest, ...]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed: cannot render the kustomizations")
-    # The base generates its ConfigMap from config/consumer.yaml, outside its root.
+    # No --load-restrictor: what renders here renders in `kubectl apply -k` and Flux.
     proc = subprocess.run(
-        [kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", KUSTOMIZATIONS[name]],
+        [kubectl, "kustomize", KUSTOMIZATIONS[name]],
         capture_output=True,
         text=True,
         timeout=120,
@@ -154,6 +156,15 @@ def test_core_objects_pass_strict_schema_validation(rendering: tuple[Manifest, .
 
 def test_rendering_applies_no_secret(rendering: tuple[Manifest, ...]) -> None:
     assert not _of_kind(rendering, "Secret"), "real secrets are created out of band"
+
+
+def test_kustomization_config_is_a_verbatim_copy_of_config_consumer_yaml() -> None:
+    # One source of truth: config/consumer.yaml. The copy exists only so that kustomize
+    # needs no --load-restrictor; a change to one without the other fails here.
+    assert DEPLOYED_CONFIG.read_bytes() == CONFIG.read_bytes(), (
+        f"{DEPLOYED_CONFIG.relative_to(ROOT)} differs from {CONFIG.relative_to(ROOT)}: "
+        "run `make deploy-config`"
+    )
 
 
 def test_base_configmap_is_config_file_verbatim() -> None:
@@ -305,3 +316,57 @@ def test_metrics_service_selects_the_pods(rendering: tuple[Manifest, ...]) -> No
     service = _one(rendering, "Service")["spec"]
     assert service["selector"].items() <= _pod_labels(rendering).items()
     assert [p["targetPort"] for p in service["ports"]] == ["http"]
+
+
+def test_scaler_adds_no_replica_for_partitions_without_lag(
+    rendering: tuple[Manifest, ...],
+) -> None:
+    for trigger in _one(rendering, "ScaledObject")["spec"]["triggers"]:
+        meta = trigger["metadata"]
+        assert meta["limitToPartitionsWithLag"] == "true"
+        # KEDA refuses the pair, and the limit needs a topic to count partitions of.
+        assert meta["allowIdleConsumers"] == "false"
+        assert meta["topic"]
+
+
+def _keda_ca_key(docs: tuple[Manifest, ...]) -> str | None:
+    refs = _one(docs, "TriggerAuthentication")["spec"]["secretTargetRef"]
+    keys = [ref["key"] for ref in refs if ref["parameter"] == "ca"]
+    return keys[0] if keys else None
+
+
+def test_daemon_and_scaler_trust_the_same_ca(
+    rendering: tuple[Manifest, ...], settings: Settings
+) -> None:
+    key = _keda_ca_key(rendering)
+    cafile = settings.kafka.ssl_cafile
+    expected = None if key is None else Path(DEFAULT_SECRETS_DIR) / key
+    assert cafile == expected
+
+
+def test_example_overlay_verifies_brokers_against_a_private_ca() -> None:
+    key = _keda_ca_key(_render("example"))
+    assert key is not None
+    assert key in _example_secret()["stringData"]
+
+
+def test_pod_monitor_scrapes_every_pod_on_the_metrics_port() -> None:
+    docs = _render("example")
+    monitor = _one(docs, "PodMonitor")["spec"]
+    assert monitor["selector"]["matchLabels"].items() <= _pod_labels(docs).items()
+    endpoints = monitor["podMetricsEndpoints"]
+    assert [(e["port"], e["path"]) for e in endpoints] == [("http", "/metrics")]
+    assert "http" in {p["name"] for p in _container(docs)["ports"]}
+
+
+def test_pods_scraped_by_the_pod_monitor_carry_no_scrape_annotations() -> None:
+    # Scraped twice, every sum() in the alerts would double.
+    docs = _render("example")
+    annotations = _one(docs, "Deployment")["spec"]["template"]["metadata"].get("annotations", {})
+    assert not [name for name in annotations if name.startswith("prometheus.io/")]
+
+
+def test_grafana_dashboard_configmap_has_a_stable_name_and_the_sidecar_label() -> None:
+    dashboard = _one(_render("example"), "ConfigMap", "cover-consumer-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["cover-consumer.json"])["uid"] == "cover-consumer"
