@@ -8,6 +8,7 @@ tracker, say) does not load pydantic, aiohttp or the VOD client.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from consumer.errors import ConsumerError, TransientError
@@ -50,12 +51,21 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return _version()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'consumer' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # looked up once
     return value
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("cover-consumer")
+    except importlib.metadata.PackageNotFoundError:  # a checkout that is not installed
+        return "unknown"
 
 
 def __dir__() -> list[str]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+import consumer
 from consumer.config import Settings, load_settings, render_masked, secret_values
 from consumer.errors import ConfigError, ExitCode
 from consumer.logs import configure, flush, get_logger
@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 clean shutdown, 1 fatal error, 2 invalid config or usage, "
         "130 forced by a second signal.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {consumer.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("run", "run the daemon until SIGTERM/SIGINT"),
@@ -148,13 +148,6 @@ def _parser() -> argparse.ArgumentParser:
     for name, (_, text) in _DEV_COMMANDS.items():
         commands.add_parser(name, help=text, add_help=False)  # its own parser answers --help
     return parser
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("cover-consumer")
-    except importlib.metadata.PackageNotFoundError:  # a checkout that is not installed
-        return "unknown"
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

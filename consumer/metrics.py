@@ -9,26 +9,34 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "BUILD_INFO",
     "COMMIT_FAILURES",
     "COVERS_VERIFIED",
     "COVER_VERIFIED_SECONDS",
     "DEAD_LETTERS",
+    "DEAD_LETTER_GUARD_TRIPPED",
     "HANDLER_SECONDS",
     "IN_FLIGHT",
     "LAG",
+    "LAST_COMMIT",
     "LAST_PROCESSED",
     "PAUSED_PARTITIONS",
     "REBALANCES",
     "RECORDS_CONSUMED",
     "RECORDS_PROCESSED",
+    "RECORDS_RELEASED",
     "RETRIES",
     "VOD_BILLED_TASKS",
+    "VOD_CIRCUIT_OPEN",
     "VOD_QUOTA_SHARE",
     "VOD_REQUESTS",
     "VOD_SECONDS",
     "VOD_THROTTLED",
 ]
 
+BUILD_INFO = Gauge(
+    "cover_consumer_build_info", "1, labelled with the running version.", ["version"]
+)
 RECORDS_CONSUMED = Counter(
     "cover_consumer_records_consumed_total", "Records taken from Kafka for processing.", ["topic"]
 )
@@ -44,6 +52,11 @@ HANDLER_SECONDS = Histogram(
     # VOD calls take tens of ms to seconds; a stuck one runs until handler_timeout.
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+RECORDS_RELEASED = Counter(
+    "cover_consumer_records_released_total",
+    "Records given up without an outcome, left to the partition's next owner.",
+    ["reason"],
+)
 IN_FLIGHT = Gauge("cover_consumer_in_flight_records", "Records fetched and not yet finished.")
 PAUSED_PARTITIONS = Gauge(
     "cover_consumer_paused_partitions", "Owned partitions not being fetched (bounds, due times)."
@@ -57,6 +70,10 @@ DEAD_LETTERS = Counter(
 REBALANCES = Counter(
     "cover_consumer_rebalances_total", "Partitions assigned or revoked events.", ["change"]
 )
+LAST_COMMIT = Gauge(
+    "cover_consumer_last_commit_timestamp_seconds",
+    "When the committed offsets were last current: a commit succeeded or had nothing to do.",
+)
 COMMIT_FAILURES = Counter("cover_consumer_commit_failures_total", "Offset commits refused.")
 LAST_PROCESSED = Gauge(
     "cover_consumer_last_processed_timestamp_seconds", "When a record last reached an outcome."
@@ -65,6 +82,13 @@ LAG = Gauge(
     "cover_consumer_lag_records",
     "High-water mark minus the consumer's position, per owned partition.",
     ["topic", "partition"],
+)
+VOD_CIRCUIT_OPEN = Gauge(
+    "cover_consumer_vod_circuit_open", "1 while VOD refuses our calls and records are held."
+)
+DEAD_LETTER_GUARD_TRIPPED = Gauge(
+    "cover_consumer_dead_letter_guard_tripped",
+    "1 once the dead-letter guard stopped consumption (until restart).",
 )
 VOD_REQUESTS = Counter(
     "cover_consumer_vod_requests_total",

@@ -279,6 +279,7 @@ class Engine:
         self._last_commit = self._clock.monotonic()
         offsets = self._tracker.to_commit(partitions)
         if not offsets:
+            metrics.LAST_COMMIT.set_to_current_time()
             return True
         self._before_commit()
         try:
@@ -296,6 +297,7 @@ class Engine:
             return False
         self._tracker.mark_committed(offsets)
         self.commits_failing_since = None
+        metrics.LAST_COMMIT.set_to_current_time()
         self._log.debug(
             "offsets_committed",
             offsets={f"{tp.topic}/{tp.partition}": o for tp, o in offsets.items()},
@@ -361,6 +363,8 @@ class Engine:
         drained = await self._wait_for(lambda: self._in_flight == 0, timeout - reserve)
         if not drained:
             self._release(await self._scheduler.cancel_all(), "shutdown timeout")
+        if stuck:
+            metrics.RECORDS_RELEASED.labels("could not be finished").inc(len(stuck))
         for work in stuck:
             self._log.info("record_released", **self._fields(work), reason="could not be finished")
         try:
@@ -375,6 +379,7 @@ class Engine:
         """Records given up without an outcome: whoever owns the partition next processes them."""
         self._in_flight -= len(works)
         self._wake.set()  # room was freed: a loop paused as full must look again
+        metrics.RECORDS_RELEASED.labels(reason).inc(len(works))
         for work in works:
             self._log.info("record_released", **self._fields(work), reason=reason)
 

@@ -21,6 +21,7 @@ import aiohttp
 from aiokafka.errors import KafkaError
 from structlog.typing import FilteringBoundLogger
 
+import consumer
 from consumer import metrics
 from consumer.config import Settings
 from consumer.dispatch.routing import routes_for
@@ -168,6 +169,7 @@ def _health(settings: Settings, parts: Parts) -> Health:
     metrics.IN_FLIGHT.set_function(lambda: engine.in_flight)
     metrics.PAUSED_PARTITIONS.set_function(lambda: len(engine.paused))
     metrics.LAST_PROCESSED.set_function(lambda: parts.pipeline.last_outcome_at)
+    metrics.BUILD_INFO.labels(consumer.__version__).set(1)
     return health
 
 

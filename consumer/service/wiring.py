@@ -12,6 +12,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer
 from structlog.typing import FilteringBoundLogger
 
+from consumer import metrics
 from consumer.clock import SYSTEM_CLOCK, Clock
 from consumer.config import Settings
 from consumer.dispatch.intake import describe, prepare
@@ -19,7 +20,7 @@ from consumer.dispatch.pipeline import Pipeline
 from consumer.dispatch.routing import Router
 from consumer.engine.loop import Engine
 from consumer.handlers import Clients
-from consumer.hold import Hold
+from consumer.hold import Hold, Reason
 from consumer.kafka.options import client_options, consumer_options
 from consumer.kafka.sink import KafkaSink
 from consumer.kafka.source import KafkaSource, Record, TopicPartition
@@ -85,6 +86,8 @@ def build(
     topology = Topology.from_settings(settings)
     tier_topics = topology.tier_topics()
     hold = Hold()
+    _export(hold)
+    hold.on_change(lambda: _export(hold))
     sink = KafkaSink(client_options(settings.kafka), log)
 
     def on_trip(why: str) -> None:
@@ -171,3 +174,9 @@ def _vod(
         vod.max_concurrent_calls,
         clock=clock,
     )
+
+
+def _export(hold: Hold) -> None:
+    """The two holds an alert pages for, as gauges (readiness shows every reason)."""
+    metrics.VOD_CIRCUIT_OPEN.set(Reason.CIRCUIT in hold)
+    metrics.DEAD_LETTER_GUARD_TRIPPED.set(Reason.GUARD in hold)

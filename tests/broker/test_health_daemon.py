@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import consumer
 from consumer.devtools.broker import create_topic, free_port
 from tests.support import (
     cover_event,
@@ -67,6 +68,10 @@ def test_probes_and_metrics_against_a_running_daemon(
         == 50
     )
     assert metric(text, "cover_consumer_records_consumed_total", topic=name) == 50
+    assert metric(text, "cover_consumer_build_info", version=consumer.__version__) == 1
+    assert metric(text, "cover_consumer_vod_circuit_open") == 0
+    assert metric(text, "cover_consumer_dead_letter_guard_tripped") == 0
+    assert time.time() - metric(text, "cover_consumer_last_commit_timestamp_seconds") < 30
     deadline = time.monotonic() + 15
     while (
         metric(get(port, "/metrics")[1], "cover_consumer_lag_records", topic=name, partition="0")

@@ -7,6 +7,7 @@ import json
 import time
 
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
@@ -186,10 +187,12 @@ async def test_the_guard_trips_on_a_flood_of_failures_and_commits_nothing_past_i
             await until(lambda: parts.engine.paused == frozenset(parts.engine.committed()))
             await parts.engine.commit()
             held = parts.engine.in_flight
+            gauge = REGISTRY.get_sample_value("cover_consumer_dead_letter_guard_tripped")
 
     trips = [entry for entry in logs if entry["event"] == "dead_letter_guard_tripped"]
     assert len(trips) == 1
     assert trips[0]["log_level"] == "critical"
+    assert gauge == 1  # the alert's series
     assert len(await read_topic(bootstrap, f"{name}.dlq")) == 9
     assert held >= 1  # the tenth waits, unwritten
     assert (await committed(bootstrap, name, name, 1))[0] == 9

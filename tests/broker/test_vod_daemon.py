@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from consumer.devtools.broker import create_topic
@@ -51,29 +52,41 @@ async def test_a_wrong_key_pauses_after_one_failure_and_fixing_it_resumes_every_
     server = await run_simulator("127.0.0.1", 0, state)
     await create_topic(bootstrap, name, 2)
     await produce(bootstrap, name, [(None, cover_event(f"a{i}"), None) for i in range(20)])
-    settings = settings_for(bootstrap, name, "fallback_cover", vod=vod_settings(server.url))
+    settings = settings_for(
+        bootstrap,
+        name,
+        "fallback_cover",
+        vod=vod_settings(server.url),
+        covers={"verify_delay": 0.5},  # a set cover is checked once, through the tier
+        retry={"tiers": [{"delay": 0.5}]},
+    )
     try:
         with capture_logs() as logs:
             async with in_process(settings, {"fallback_cover": fallback_cover}) as parts:
                 assert parts.vod is not None
                 await until(lambda: parts.vod is not None and parts.vod.circuit.is_open)
                 await until(lambda: parts.engine.paused == frozenset(parts.engine.committed()))
+                circuit_gauge = REGISTRY.get_sample_value("cover_consumer_vod_circuit_open")
                 refused = state.count("show_asset_detail")
                 held = [e for e in logs if e["event"] == "record_processed"]
                 state.keys[AK] = SK  # the operator fixes the key at VOD's side
-                await until(
-                    lambda: sum(e["event"] == "record_processed" for e in logs) == 20, timeout=60
-                )
+                await until(lambda: len(done(logs)) == 20, timeout=60)
     finally:
         await server.stop()
 
-    outcomes = [e["outcome"] for e in logs if e["event"] == "record_processed"]
     assert refused < 5  # one failed call, then probes: never the 5 that lock a key
     assert held == []  # nothing had an outcome while the circuit was open
-    assert outcomes == ["done"] * 20
+    assert circuit_gauge == 1  # the alert's series
+    assert REGISTRY.get_sample_value("cover_consumer_vod_circuit_open") == 0
+    assert sorted(e["asset_id"] for e in done(logs)) == sorted(f"a{i}" for i in range(20))
+    assert {e["cover"] for e in done(logs)} == {"verified"}
     assert await read_topic(bootstrap, f"{name}.dlq") == []
     assert all(asset.cover_url for asset in state.assets.values())
     assert [e["log_level"] for e in logs if e["event"] == "vod_circuit_open"] == ["critical"]
+
+
+def done(logs: list[Any]) -> list[Any]:
+    return [e for e in logs if e["event"] == "record_processed" and e["outcome"] == "done"]
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
+from consumer import metrics
 from consumer.config import ConsumerSettings
 from consumer.engine.loop import Engine
 from consumer.engine.work import Prepare, Work
@@ -588,6 +589,7 @@ async def test_a_failed_commit_is_logged_and_retried_at_the_next_interval(
     await rig.step()
     await rig.process.wait_finished((0, 0))
     rig.source.failing_commits = 1
+    metrics.LAST_COMMIT.set(0)
 
     rig.clock.advance(1)
     await rig.empty_step()
@@ -602,11 +604,15 @@ async def test_a_failed_commit_is_logged_and_retried_at_the_next_interval(
     assert rig.source.commits == []
     assert rig.engine.commits_failing_since == rig.clock.now  # readiness reads it
 
+    assert metric("cover_consumer_last_commit_timestamp_seconds") == 0
+
     rig.clock.advance(1)
     await rig.empty_step()
     assert rig.source.commits == [{TP0: 1}]
     assert rig.engine.committed() == {TP0: 1}
     assert rig.engine.commits_failing_since is None
+    # Wall time, for the dashboard: only a success moves it.
+    assert metric("cover_consumer_last_commit_timestamp_seconds") > 0
 
 
 async def test_commit_answers_whether_the_broker_took_the_offsets(make_rig: MakeRig) -> None:
@@ -830,11 +836,14 @@ async def test_shutdown_with_a_stuck_handler_gives_up_within_the_timeout(
     await rig.step()
     await rig.process.wait_finished((0, 0), (0, 2))
 
+    before = metric("cover_consumer_records_released_total", reason="shutdown timeout")
     drained = await bounded(rig.engine.shutdown(timeout=0.2))
 
     assert drained is False
     [released] = rig.events("record_released")
     assert (released["offset"], released["reason"]) == (1, "shutdown timeout")
+    after = metric("cover_consumer_records_released_total", reason="shutdown timeout")
+    assert after - before == 1
     assert rig.source.commits == [{TP0: 1}]
     assert rig.engine.in_flight == 0
 
@@ -901,8 +910,11 @@ async def test_shutdown_releases_a_stuck_record_and_reports_the_rest_drained(
     rig.add("a", "b")
     await rig.step()
     await rig.process.wait_finished((0, 1))
+    before = metric("cover_consumer_records_released_total", reason="could not be finished")
 
     assert await bounded(rig.engine.shutdown(timeout=1)) is True
+    after = metric("cover_consumer_records_released_total", reason="could not be finished")
+    assert after - before == 1
 
     assert rig.events("record_released") == [
         {
