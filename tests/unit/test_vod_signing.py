@@ -160,3 +160,24 @@ def test_verifier_reads_header_names_in_any_case() -> None:
     headers = {name.upper(): value for name, value in signed_headers().items()}
 
     assert check(headers) is None
+
+
+def test_a_temporary_keys_security_token_is_sent_and_signed() -> None:
+    credentials = Credentials("AK1", SecretStr("right-secret"), SecretStr("the-token"))
+
+    headers = sign("GET", HOST, "/resources", "", {}, b"", credentials, VECTOR_TIME)
+
+    assert headers["X-Security-Token"] == "the-token"
+    assert "SignedHeaders=host;x-sdk-date;x-security-token," in headers["Authorization"]
+
+
+def test_a_permanent_key_sends_no_security_token() -> None:
+    headers = sign("GET", HOST, "/resources", "", {}, b"", VECTOR_KEY, VECTOR_TIME)
+
+    assert "X-Security-Token" not in headers
+
+
+def test_the_verdict_names_the_signed_headers() -> None:
+    verdict = verify("POST", PATH, QUERY, signed_headers(), BODY, KEYS.get, NOW)
+
+    assert verdict.signed_headers == {"content-type", "host", "x-project-id", "x-sdk-date"}
