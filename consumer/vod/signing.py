@@ -129,6 +129,15 @@ def canonical_request(
     )
 
 
+def _payload_hash(body: bytes, marker: str | None) -> str:
+    """The body's hash, or the unsigned-payload marker in its place. An empty body hashes
+    as empty even with the marker: the official SDK's signer does so, and the gateway
+    accepts what the SDK signs (tests/contract/test_vod_sdk.py)."""
+    if body and marker:
+        return marker
+    return hashlib.sha256(body).hexdigest()
+
+
 def _signature(secret_key: str, date: str, request: str) -> str:
     digest = hashlib.sha256(request.encode()).hexdigest()
     string_to_sign = f"{ALGORITHM}\n{date}\n{digest}"
@@ -160,7 +169,7 @@ def sign(
         out["X-Sdk-Content-Sha256"] = UNSIGNED_PAYLOAD
     lowered = {name.lower(): value for name, value in out.items()}
     signed = _signed_header_names(out)
-    payload_hash = lowered.get(_CONTENT_SHA_HEADER) or hashlib.sha256(body).hexdigest()
+    payload_hash = _payload_hash(body, lowered.get(_CONTENT_SHA_HEADER))
     request = canonical_request(method, path, query, lowered, signed, payload_hash)
     signature = _signature(credentials.secret_key.get_secret_value(), out["X-Sdk-Date"], request)
     out["Authorization"] = (
@@ -241,7 +250,7 @@ def verify(
     # An unsigned-payload marker only counts when it is itself signed; otherwise anyone
     # could add it to a captured request and swap the body.
     marker = lowered.get(_CONTENT_SHA_HEADER) if _CONTENT_SHA_HEADER in signed else None
-    payload_hash = marker or hashlib.sha256(body).hexdigest()
+    payload_hash = _payload_hash(body, marker)
     request = canonical_request(method, path, query, lowered, signed, payload_hash)
     expected = _signature(secret_key, lowered[_DATE_HEADER], request)
     if not hmac.compare_digest(expected.encode(), signature.encode()):

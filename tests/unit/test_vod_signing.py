@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -181,3 +182,22 @@ def test_the_verdict_names_the_signed_headers() -> None:
     verdict = verify("POST", PATH, QUERY, signed_headers(), BODY, KEYS.get, NOW)
 
     assert verdict.signed_headers == {"content-type", "host", "x-project-id", "x-sdk-date"}
+
+
+def test_an_empty_body_hashes_as_empty_even_when_marked_unsigned() -> None:
+    # The official SDK's signer does so (tests/contract/test_vod_sdk.py compares the two).
+    headers = sign("GET", HOST, "/r", "", {"Content-Type": "text/plain"}, b"", VECTOR_KEY, NOW)
+    lowered = {name.lower(): value for name, value in headers.items()}
+    names = ["content-type", "host", "x-sdk-content-sha256", "x-sdk-date"]
+    request = canonical_request("GET", "/r", "", lowered, names, hashlib.sha256(b"").hexdigest())
+    digest = hashlib.sha256(request.encode()).hexdigest()
+    to_sign = f"SDK-HMAC-SHA256\n{headers['X-Sdk-Date']}\n{digest}"
+
+    assert headers["X-Sdk-Content-Sha256"] == "UNSIGNED-PAYLOAD"
+    assert signature_of(headers) == hmac.new(b"SecretKey", to_sign.encode(), "sha256").hexdigest()
+
+
+def test_the_verifier_hashes_an_empty_body_as_the_signer_does() -> None:
+    headers = sign("GET", HOST, "/r", "", {"Content-Type": "text/plain"}, b"", VECTOR_KEY, NOW)
+
+    assert verify("GET", "/r", "", headers, b"", {"AccessKey": "SecretKey"}.get, NOW).ok
