@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 import aiohttp
 import pytest
-import requests
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkcore.http.http_config import HttpConfig
@@ -29,6 +28,7 @@ from huaweicloudsdkvod.v1 import VodClient as SdkVodClient
 from huaweicloudsdkvod.v1.model import (
     AssetProcessReq,
     CreateAssetProcessTaskRequest,
+    ListThumbnailInfoRequest,
     ShowAssetDetailRequest,
     Thumbnail,
     UpdateCoverByThumbnailReq,
@@ -40,7 +40,7 @@ from consumer.devtools.simulator.app import run_simulator
 from consumer.testing.vodsim import SimState
 from consumer.vod.client import VodClient
 from consumer.vod.errors import VodPermanentError, VodSystemicError, classify
-from consumer.vod.models import AssetDetail, ProcessTaskResponse
+from consumer.vod.models import AssetDetail, ProcessTaskResponse, ThumbnailTasks
 from consumer.vod.signing import Credentials, canonical_query, sign
 
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -164,36 +164,42 @@ async def test_the_sdk_reads_a_process_task_answer_as_our_model_does(
     assert [s.offset for s in state.assets["a1"].snapshots["dots"]] == [3, 7]
 
 
-def sdk_parse(client: Any, body: dict[str, Any], model: str) -> Any:
-    """What the SDK's client makes of an answer with this JSON body."""
-    response = requests.Response()
-    response.status_code = 202
-    response._content = json.dumps(body).encode()
-    response.headers["Content-Type"] = "application/json"
-    return client.deserialize(response, model, None)
-
-
-async def test_a_process_task_answer_without_a_task_id_is_valid_for_the_sdk(
+async def test_a_single_snapshot_task_answered_without_a_task_id_reads_alike(
     sim: tuple[SimState, str], sdk: SdkFactory
 ) -> None:
     # The SDK documents thumbnail_task_id as "returned only for multi-snapshot tasks".
+    state, _ = sim
     body = AssetProcessReq(asset_id="a1", thumbnail=Thumbnail(type="dots", dots=[0]))
+
+    answer = await call(sdk().create_asset_process_task, CreateAssetProcessTaskRequest(body=body))
+    await state.settle()
+    ours = ProcessTaskResponse.model_validate_json(answer.raw_content)
+
+    assert "thumbnail_task_id" not in json.loads(answer.raw_content)
+    assert (answer.asset_id, answer.thumbnail_task_id) == ("a1", None)
+    assert (ours.asset_id, ours.thumbnail_task_id) == ("a1", None)
+
+
+async def test_the_sdk_reads_the_task_list_as_our_model_does(
+    sim: tuple[SimState, str], sdk: SdkFactory
+) -> None:
+    state, _ = sim
     client = sdk()
-    answer = await call(client.create_asset_process_task, CreateAssetProcessTaskRequest(body=body))
-    without = {k: v for k, v in json.loads(answer.raw_content).items() if k != "thumbnail_task_id"}
+    body = AssetProcessReq(
+        asset_id="a1", thumbnail=Thumbnail(type="dots", dots=[0], cover_position=1)
+    )
+    await call(client.create_asset_process_task, CreateAssetProcessTaskRequest(body=body))
+    await state.settle()
 
-    parsed = sdk_parse(client, without, "CreateAssetProcessTaskResponse")
+    answer = await call(client.list_thumbnail_info, ListThumbnailInfoRequest(asset_id="a1"))
+    ours = ThumbnailTasks.model_validate_json(answer.raw_content)
 
-    assert (parsed.asset_id, parsed.thumbnail_task_id) == ("a1", None)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="ProcessTaskResponse.thumbnail_task_id becomes optional on the client branch "
-    "(issue 11); remove this mark when they meet",
-)
-def test_our_model_reads_a_process_task_answer_without_a_task_id() -> None:
-    assert ProcessTaskResponse.model_validate({"asset_id": "a1"}).thumbnail_task_id is None
+    assert answer.status_code == 200
+    assert answer.total == ours.total == 1
+    [task], [mine] = answer.thumbnails, ours.thumbnails
+    assert task.task_id == mine.task_id
+    assert (task.thumbnail_para.type, task.thumbnail_para.dots) == ("dots", [0])
+    assert mine.is_head_frame
 
 
 # Error answers, read by the SDK's exception handler and by ``classify`` alike.
