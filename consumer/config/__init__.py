@@ -21,6 +21,7 @@ from consumer.config.settings import (
     Settings,
     load_settings,
     render_masked,
+    secret_file,
     secret_values,
 )
 from consumer.config.vod import CoverSettings, VodSettings
@@ -45,5 +46,6 @@ __all__ = [
     "VodSettings",
     "load_settings",
     "render_masked",
+    "secret_file",
     "secret_values",
 ]

@@ -48,6 +48,7 @@ __all__ = [
     "Settings",
     "load_settings",
     "render_masked",
+    "secret_file",
     "secret_values",
 ]
 
@@ -157,6 +158,17 @@ def load_settings(path: str | Path | None = None) -> Settings:
 
 def _secrets_dir() -> str:
     return os.environ.get(SECRETS_DIR_ENV) or DEFAULT_SECRETS_DIR
+
+
+def secret_file(key: str) -> Path | None:
+    """The secret file that gives the setting ``key`` (dotted, e.g. ``vod.secret_key``)
+    now, for reading it again later: None when there is none, or when the environment
+    sets the key (the environment wins over secret files, at start as later)."""
+    env = (ENV_PREFIX + key.replace(".", "__")).upper()
+    if any(name.upper() == env for name in os.environ):
+        return None
+    path = Path(_secrets_dir()) / key.replace(".", "__")
+    return path if path.is_file() else None
 
 
 def render_masked(settings: Settings, routes: Sequence[RouteSpec] | None = None) -> str:

@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from consumer.config.sections import Count, Seconds
+from consumer.config.sections import REQUIRED_WITH, Count, Seconds
 
 __all__ = ["CoverSettings", "SnapshotKind", "VodSettings"]
 
@@ -21,10 +22,15 @@ class VodSettings(BaseModel):
     # e.g. https://vod.cn-north-4.myhuaweicloud.com; None: no VOD handlers can run.
     endpoint: str | None = None
     project_id: str | None = None
-    # AK/SK signing, or an IAM token instead of the key pair.
+    # AK/SK signing. A temporary key (IAM's or an agency's) adds its security token, sent
+    # signed as X-Security-Token. Given by secret files, they are read again when VOD
+    # answers 401, so a renewed or rotated key needs no restart.
     access_key: SecretStr | None = None
     secret_key: SecretStr | None = None
-    auth_token: SecretStr | None = None
+    security_token: SecretStr | None = None
+    # Gone: an IAM token lasts 24 hours, so a fixed one failed every call a day after
+    # start. Kept as a name only, to refuse it with that reason rather than as unknown.
+    auth_token: Annotated[SecretStr | None, Field(exclude=True)] = None
     # Seconds per request.
     timeout: Seconds = 10.0
     # Calls in flight at once. Under 5 on purpose: VOD locks a key after 5 failed
@@ -48,15 +54,38 @@ class VodSettings(BaseModel):
                 raise ValueError("must be an http:// or https:// URL with a host")
         return value
 
+    @field_validator("auth_token")
+    @classmethod
+    def _no_token_mode(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            raise ValueError(
+                "token mode was removed: an IAM token expires after 24 hours; set "
+                "vod.access_key and vod.secret_key (and vod.security_token for a temporary key)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> VodSettings:
+        pair = self.access_key is not None and self.secret_key is not None
+        if self.security_token is not None and not pair:
+            # Refused with or without an endpoint: the token belongs to a key pair.
+            raise PydanticCustomError(
+                REQUIRED_WITH,
+                "a security token belongs to a temporary key: set vod.access_key and "
+                "vod.secret_key with it",
+                {"missing": ["security_token"]},
+            )
         if self.endpoint is None:
             return self
-        if self.project_id is None:
-            raise ValueError("vod.project_id is required with vod.endpoint")
-        pair = self.access_key is not None and self.secret_key is not None
-        if not pair and self.auth_token is None:
-            raise ValueError("vod needs access_key and secret_key, or auth_token")
+        missing = [
+            name
+            for name in ("project_id", "access_key", "secret_key")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise PydanticCustomError(
+                REQUIRED_WITH, "required with vod.endpoint", {"missing": missing}
+            )
         return self
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer
@@ -14,7 +13,7 @@ from structlog.typing import FilteringBoundLogger
 
 from consumer import metrics
 from consumer.clock import SYSTEM_CLOCK, Clock
-from consumer.config import Settings
+from consumer.config import Settings, secret_file
 from consumer.dispatch.intake import describe, prepare
 from consumer.dispatch.pipeline import Pipeline
 from consumer.dispatch.routing import Router
@@ -31,8 +30,15 @@ from consumer.redelivery.sidetopics import SideTopics
 from consumer.redelivery.topology import Topology
 from consumer.vod.circuit import Circuit
 from consumer.vod.client import VodClient, vod_session
+from consumer.vod.credentials import (
+    CredentialField,
+    CredentialSource,
+    SecretFileCredentials,
+    StaticCredentials,
+)
 from consumer.vod.gateway import GuardedVod
 from consumer.vod.quota import QuotaWindow
+from consumer.vod.signing import Credentials
 
 __all__ = ["Parts", "build"]
 
@@ -142,22 +148,16 @@ def _vod(
     clock: Clock,
 ) -> GuardedVod | None:
     vod = settings.vod
-    if vod.endpoint is None or vod.project_id is None:
+    credentials = _credentials(settings, log)
+    if vod.endpoint is None or vod.project_id is None or credentials is None:
         return None
-    if vod.access_key is not None and vod.secret_key is not None:
-        auth: dict[str, Any] = {
-            "access_key": vod.access_key.get_secret_value(),
-            "secret_key": vod.secret_key,
-        }
-    else:
-        auth = {"auth_token": vod.auth_token}
     client = VodClient(
         http,
         endpoint=vod.endpoint,
         project_id=vod.project_id,
+        credentials=credentials,
         timeout=vod.timeout,
         clock=clock,
-        **auth,
     )
     circuit = Circuit(
         lambda: client.show_asset_detail(PROBE_ASSET, ("base_info",)),
@@ -180,3 +180,16 @@ def _export(hold: Hold) -> None:
     """The two holds an alert pages for, as gauges (readiness shows every reason)."""
     metrics.VOD_CIRCUIT_OPEN.set(Reason.CIRCUIT in hold)
     metrics.DEAD_LETTER_GUARD_TRIPPED.set(Reason.GUARD in hold)
+
+
+_PARTS: tuple[CredentialField, ...] = ("access_key", "secret_key", "security_token")
+
+
+def _credentials(settings: Settings, log: FilteringBoundLogger) -> CredentialSource | None:
+    """The VOD key; the parts secret files gave are read again when VOD answers 401."""
+    vod = settings.vod
+    if vod.access_key is None or vod.secret_key is None:
+        return None
+    key = Credentials(vod.access_key.get_secret_value(), vod.secret_key, vod.security_token)
+    files = {part: path for part in _PARTS if (path := secret_file(f"vod.{part}")) is not None}
+    return SecretFileCredentials(key, files, log) if files else StaticCredentials(key)

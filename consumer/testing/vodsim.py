@@ -63,7 +63,14 @@ class SimState:
 
     project_id: str = "sim-project"
     keys: dict[str, str] = field(default_factory=dict)  # access key -> secret key
-    tokens: set[str] = field(default_factory=set)
+    #: Temporary keys (each also in ``keys``): access key -> (security token, ``clock``
+    #: time it expires at). Their requests must carry the token, signed.
+    temporary: dict[str, tuple[str, float]] = field(default_factory=dict)
+    #: The gateway spells its codes ``APIG.xxxx`` or ``APIGW.xxxx``: Huawei's answers use both.
+    gateway_spelling: Literal["APIG", "APIGW"] = "APIG"
+    #: (status, code, message) the gateway refuses every authenticated request with, if set
+    #: (an ``APIG.`` code spelt as ``gateway_spelling`` says).
+    gateway_refusal: tuple[int, str, str] | None = None
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
     cdn_host: str = "sim.cdn-vod.example.com"

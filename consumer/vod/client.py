@@ -2,7 +2,9 @@
 
 Each call raises a ``consumer.vod.errors`` error on failure and, when the caller passes
 a ``calls`` list, appends a ``VodCall`` to it (success or not), so a handler can put
-what it asked VOD on its outcome line. The client keeps no state between calls.
+what it asked VOD on its outcome line. The client keeps no state between calls but its
+key (``consumer.vod.credentials``): on a 401 it reads the key again, and sends the call
+once more only when the key did change.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pydantic import SecretStr
 from yarl import URL
 
 from consumer.clock import SYSTEM_CLOCK, Clock
-from consumer.vod.errors import VodThrottled, VodTransientError, classify
+from consumer.vod.credentials import CredentialSource, StaticCredentials
+from consumer.vod.errors import VodError, VodThrottled, VodTransientError, classify
 from consumer.vod.models import (
     AssetDetail,
     ProcessTaskRequest,
@@ -69,7 +72,12 @@ class VodCall:
 
 
 class VodClient:
-    """VOD's asset APIs, authenticated by AK/SK signing or by an IAM token."""
+    """VOD's asset APIs, signed with an AK/SK (permanent, or temporary with its security
+    token): the key pair itself, or ``credentials`` to read it from (secret files).
+
+    There is no IAM token mode: a token lasts 24 hours, and the official SDK signs with
+    AK/SK only (README, "Authenticating to VOD").
+    """
 
     __slots__ = (
         "_clock",
@@ -78,7 +86,6 @@ class VodClient:
         "_host",
         "_session",
         "_timeout",
-        "_token",
         "project_id",
     )
 
@@ -90,18 +97,20 @@ class VodClient:
         project_id: str,
         access_key: str | None = None,
         secret_key: str | SecretStr | None = None,
-        auth_token: str | SecretStr | None = None,
+        security_token: str | SecretStr | None = None,
+        credentials: CredentialSource | None = None,
         timeout: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._credentials: Credentials | None = None
-        self._token: SecretStr | None = None
-        if access_key is not None and secret_key is not None and auth_token is None:
-            self._credentials = Credentials(access_key, _secret(secret_key))
-        elif auth_token is not None and access_key is None and secret_key is None:
-            self._token = _secret(auth_token)
-        else:
-            raise ValueError("give either access_key and secret_key, or auth_token")
+        given = (access_key, secret_key, security_token)
+        if credentials is None and access_key is not None and secret_key is not None:
+            token = None if security_token is None else _secret(security_token)
+            credentials = StaticCredentials(Credentials(access_key, _secret(secret_key), token))
+        elif credentials is None or any(part is not None for part in given):
+            raise ValueError(
+                "give either access_key and secret_key (and security_token), or credentials"
+            )
+        self._credentials = credentials
         self._session = session
         self._endpoint = endpoint.rstrip("/")
         self._host = urlsplit(self._endpoint).netloc.rpartition("@")[2]
@@ -110,7 +119,8 @@ class VodClient:
         self._clock = clock
 
     def __repr__(self) -> str:
-        auth = "ak/sk" if self._credentials is not None else "token"
+        temporary = self._credentials.current().security_token is not None
+        auth = "temporary ak/sk" if temporary else "ak/sk"
         return (
             f"VodClient(endpoint={self._endpoint!r}, project_id={self.project_id!r}, auth={auth})"
         )
@@ -170,9 +180,31 @@ class VodClient:
         path = f"/{version}/{quote(self.project_id, safe='')}/{resource}"
         query = canonical_query(params)
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
-        headers = self._headers(method, path, query, body)
         # encoded=True: the query is already canonical and must go out byte for byte.
         url = URL(f"{self._endpoint}{path}" + (f"?{query}" if query else ""), encoded=True)
+        request = (operation, method, url, path, query, body)
+        used = self._credentials.current()
+        content, error = await self._exchange(request, used, calls)
+        # A 401 with a key that has changed since (a temporary key renewed, a key rotated):
+        # one more try with the new one. With the same key, no: VOD locks a key after 5
+        # failed signatures, and the circuit's probe asks again anyway.
+        if error is not None and error.status == 401:
+            fresh = self._credentials.reload()
+            if fresh != used:
+                content, error = await self._exchange(request, fresh, calls)
+        if error is not None:
+            raise error
+        return content
+
+    async def _exchange(
+        self,
+        request: tuple[str, str, URL, str, str, bytes],
+        credentials: Credentials,
+        calls: list[VodCall] | None,
+    ) -> tuple[bytes, VodError | None]:
+        """One request on the wire, recorded: its body and the error it answered, if any."""
+        operation, method, url, path, query, body = request
+        headers = self._headers(method, path, query, body, credentials)
         started = self._clock.monotonic()
         try:
             status, answer_headers, content = await self._send(method, url, headers, body)
@@ -188,9 +220,7 @@ class VodClient:
                 error.retry_after = wait  # VOD's own word beats the documented 2-5 s
         code = error.error_code if error is not None else None
         self._record(calls, operation, status, code, request_id, started)
-        if error is not None:
-            raise error
-        return content
+        return content, error
 
     async def _send(
         self, method: str, url: URL, headers: Mapping[str, str], body: bytes
@@ -200,14 +230,12 @@ class VodClient:
         ) as response:
             return response.status, response.headers, await response.read()
 
-    def _headers(self, method: str, path: str, query: str, body: bytes) -> dict[str, str]:
+    def _headers(
+        self, method: str, path: str, query: str, body: bytes, credentials: Credentials
+    ) -> dict[str, str]:
         headers = {"X-Project-Id": self.project_id}
         if body:
             headers["Content-Type"] = "application/json"
-        if self._credentials is None:
-            assert self._token is not None  # the constructor allows nothing else
-            headers["X-Auth-Token"] = self._token.get_secret_value()
-            return headers
         return sign(
             method,
             self._host,
@@ -215,7 +243,7 @@ class VodClient:
             query,
             headers,
             body,
-            self._credentials,
+            credentials,
             datetime.fromtimestamp(self._clock.wall(), UTC),
         )
 

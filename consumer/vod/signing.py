@@ -22,6 +22,7 @@ __all__ = [
     "ALGORITHM",
     "DATE_FORMAT",
     "MAX_CLOCK_SKEW",
+    "SECURITY_TOKEN_HEADER",
     "UNSIGNED_PAYLOAD",
     "Credentials",
     "Problem",
@@ -40,6 +41,7 @@ UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 MAX_CLOCK_SKEW = timedelta(minutes=15)
 
 _DATE_HEADER = "x-sdk-date"
+SECURITY_TOKEN_HEADER = "X-Security-Token"
 _CONTENT_SHA_HEADER = "x-sdk-content-sha256"
 # Content types whose bodies are hashed; any other body is sent unsigned (the SDK's rule).
 _HASHED_CONTENT_TYPES = ("application/json", "application/bson")
@@ -49,10 +51,15 @@ QueryValue = str | int | float | bool | Sequence[str | int | float | bool]
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """An access key and its secret; the secret never shows in a repr or a log line."""
+    """An access key and its secret; the secret never shows in a repr or a log line.
+
+    A temporary key (from IAM or an agency, valid 15 minutes to 24 hours) comes with a
+    ``security_token``, sent as X-Security-Token and signed with the other headers.
+    """
 
     access_key: str
     secret_key: SecretStr
+    security_token: SecretStr | None = None
 
 
 def _encode(text: str) -> str:
@@ -122,6 +129,15 @@ def canonical_request(
     )
 
 
+def _payload_hash(body: bytes, marker: str | None) -> str:
+    """The body's hash, or the unsigned-payload marker in its place. An empty body hashes
+    as empty even with the marker: the official SDK's signer does so, and the gateway
+    accepts what the SDK signs (tests/contract/test_vod_sdk.py)."""
+    if body and marker:
+        return marker
+    return hashlib.sha256(body).hexdigest()
+
+
 def _signature(secret_key: str, date: str, request: str) -> str:
     digest = hashlib.sha256(request.encode()).hexdigest()
     string_to_sign = f"{ALGORITHM}\n{date}\n{digest}"
@@ -139,16 +155,21 @@ def sign(
     now: datetime,
 ) -> dict[str, str]:
     """The headers to send: ``headers`` plus Host, X-Sdk-Date, Authorization (and the
-    unsigned-payload marker for non-JSON bodies). ``query`` is the wire query string."""
+    unsigned-payload marker for non-JSON bodies, the security token of a temporary key).
+    ``query`` is the wire query string."""
     out = {name: value for name, value in headers.items() if name.lower() != "host"}
     out["Host"] = host
+    if credentials.security_token is not None:
+        # Set before the signed headers are listed, so it is signed: the official SDK's
+        # Credentials.sign_request adds it the same way, before its signer runs.
+        out[SECURITY_TOKEN_HEADER] = credentials.security_token.get_secret_value()
     out["X-Sdk-Date"] = now.astimezone(UTC).strftime(DATE_FORMAT)
     content_type = next((v for k, v in out.items() if k.lower() == "content-type"), None)
     if content_type is not None and not content_type.startswith(_HASHED_CONTENT_TYPES):
         out["X-Sdk-Content-Sha256"] = UNSIGNED_PAYLOAD
     lowered = {name.lower(): value for name, value in out.items()}
     signed = _signed_header_names(out)
-    payload_hash = lowered.get(_CONTENT_SHA_HEADER) or hashlib.sha256(body).hexdigest()
+    payload_hash = _payload_hash(body, lowered.get(_CONTENT_SHA_HEADER))
     request = canonical_request(method, path, query, lowered, signed, payload_hash)
     signature = _signature(credentials.secret_key.get_secret_value(), out["X-Sdk-Date"], request)
     out["Authorization"] = (
@@ -169,10 +190,12 @@ class Problem(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Verification:
-    """The verdict on one request; ``access_key`` is set whenever one could be read."""
+    """The verdict on one request; ``access_key`` is set whenever one could be read, and
+    ``signed_headers`` (lowercase) whenever the Authorization header parsed."""
 
     access_key: str | None
     problem: Problem | None = None
+    signed_headers: frozenset[str] = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -211,24 +234,25 @@ def verify(
     if parsed is None:
         return Verification(None, Problem.MALFORMED)
     access_key, signed, signature = parsed
+    covered = frozenset(signed)
     # Host and date must be covered by the signature, or a replay could change them.
-    if not {"host", _DATE_HEADER} <= set(signed) or not set(signed) <= lowered.keys():
-        return Verification(access_key, Problem.MALFORMED)
+    if not {"host", _DATE_HEADER} <= covered or not covered <= lowered.keys():
+        return Verification(access_key, Problem.MALFORMED, covered)
     try:
         date = datetime.strptime(lowered[_DATE_HEADER], DATE_FORMAT).replace(tzinfo=UTC)
     except ValueError:
-        return Verification(access_key, Problem.MALFORMED)
+        return Verification(access_key, Problem.MALFORMED, covered)
     if abs(now - date) > MAX_CLOCK_SKEW:
-        return Verification(access_key, Problem.CLOCK_SKEW)
+        return Verification(access_key, Problem.CLOCK_SKEW, covered)
     secret_key = lookup(access_key)
     if secret_key is None:
-        return Verification(access_key, Problem.UNKNOWN_KEY)
+        return Verification(access_key, Problem.UNKNOWN_KEY, covered)
     # An unsigned-payload marker only counts when it is itself signed; otherwise anyone
     # could add it to a captured request and swap the body.
     marker = lowered.get(_CONTENT_SHA_HEADER) if _CONTENT_SHA_HEADER in signed else None
-    payload_hash = marker or hashlib.sha256(body).hexdigest()
+    payload_hash = _payload_hash(body, marker)
     request = canonical_request(method, path, query, lowered, signed, payload_hash)
     expected = _signature(secret_key, lowered[_DATE_HEADER], request)
     if not hmac.compare_digest(expected.encode(), signature.encode()):
-        return Verification(access_key, Problem.BAD_SIGNATURE)
-    return Verification(access_key)
+        return Verification(access_key, Problem.BAD_SIGNATURE, covered)
+    return Verification(access_key, None, covered)

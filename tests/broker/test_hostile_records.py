@@ -132,7 +132,12 @@ def test_a_secret_in_a_handlers_exception_reaches_no_header_and_no_report(
     asyncio.run(create_topic(bootstrap, name, 1))
     asyncio.run(produce(bootstrap, name, [(None, cover_event("a1"), 0)]))
     extra = {
-        "vod": {"endpoint": "http://127.0.0.1:9", "project_id": "p", "auth_token": secret},
+        "vod": {
+            "endpoint": "http://127.0.0.1:9",
+            "project_id": "p",
+            "access_key": "ak",
+            "secret_key": secret,
+        },
         "retry": {"quick_base_delay": 0.01, "quick_budget": 1, "tiers": [{"delay": 0.2}]},
     }
     config = daemon_config(

@@ -50,9 +50,9 @@ def test_a_duplicate_top_level_key_is_refused_naming_it_and_its_line(tmp_path: P
 
 
 def test_a_duplicate_nested_key_is_refused(tmp_path: Path) -> None:
-    text = f"vod:\n  auth_token: {SECRET}\n  auth_token: other\n"
+    text = f"vod:\n  secret_key: {SECRET}\n  secret_key: other\n"
 
-    assert "duplicate key 'auth_token' at line 3" in refused(tmp_path, text)
+    assert "duplicate key 'secret_key' at line 3" in refused(tmp_path, text)
 
 
 def test_yaml_merge_keys_may_still_be_overridden(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_side_topics_that_would_loop_or_collide_are_refused(
 
 @pytest.mark.parametrize("endpoint", ["vod.example.com", "ftp://vod.example.com", "https://"])
 def test_a_vod_endpoint_must_be_an_http_url(tmp_path: Path, endpoint: str) -> None:
-    text = f"vod: {{endpoint: '{endpoint}', project_id: p, auth_token: {SECRET}}}\n"
+    text = f"vod: {{endpoint: '{endpoint}', project_id: p, access_key: a, secret_key: {SECRET}}}\n"
 
     assert "vod.endpoint: must be an http:// or https:// URL" in refused(tmp_path, text)
 

@@ -215,7 +215,12 @@ def test_router_from_specs_fails_at_construction_on_an_unknown_handler() -> None
 
 
 def test_with_vod_configured_failed_first_frame_covers_go_to_regeneration_then_fallback() -> None:
-    vod = {"endpoint": "https://vod.example", "project_id": "p", "auth_token": "t0ken-value"}
+    vod = {
+        "endpoint": "https://vod.example",
+        "project_id": "p",
+        "access_key": "ak",
+        "secret_key": "sk",
+    }
     router = routes_for(Settings(vod=vod))
 
     route = router.route(decode(cover_event("a1", status="FAILED")))

@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from consumer.devtools.broker import free_port, wait_for_port
 from consumer.vod.client import VodClient
+from consumer.vod.errors import VodSystemicError
 from consumer.vod.models import AssetDetail
 from tests.support import REPO
 
@@ -60,3 +62,31 @@ async def _detail(port: int, asset_id: str) -> AssetDetail:
             secret_key="seeded-secret",
         )
         return await client.show_asset_detail(asset_id)
+
+
+def test_the_simulator_process_spells_gateway_codes_as_asked() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "consumer",
+            "simulate-vod",
+            "--port",
+            str(port),
+            "--gateway-spelling",
+            "APIGW",
+        ],
+        cwd=REPO,
+        env={**os.environ, "COVER_CONSUMER_SIM_SECRET_KEY": "the-real-secret"},
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port)
+        with pytest.raises(VodSystemicError) as caught:
+            asyncio.run(_detail(port, "a1"))  # signed with "seeded-secret": refused
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+    assert caught.value.error_code == "APIGW.0301"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import pytest
@@ -289,6 +289,28 @@ async def test_the_circuit_closes_when_a_probe_passes_after_the_key_is_fixed(
 
     assert detail.asset_id == "a1"
     assert not vod.circuit.is_open
+
+
+@pytest.mark.parametrize("spelling", ["APIG", "APIGW"])
+async def test_a_gateway_403_no_table_lists_opens_the_circuit_instead_of_failing_each_event(
+    sim: tuple[SimState, str], spelling: Literal["APIG", "APIGW"]
+) -> None:
+    state, url = sim
+    state.keys[AK] = SK
+    state.gateway_spelling = spelling
+    state.gateway_refusal = (403, "APIG.0399", "a refusal no table lists")
+    async with aiohttp.ClientSession() as session:
+        vod = gateway(session, url, probe_interval=60)
+        results = await asyncio.gather(
+            *(vod.show_asset_detail("a1") for _ in range(5)), return_exceptions=True
+        )
+        vod.circuit.stop()
+
+    assert vod.circuit.is_open
+    assert [type(r) for r in results].count(VodSystemicError) == 1
+    assert sum(isinstance(r, CircuitOpen) for r in results) == 4
+    assert vod.circuit.reason is not None
+    assert f"{spelling}.0399" in vod.circuit.reason
 
 
 class SlowVod:

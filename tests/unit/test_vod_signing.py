@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -160,3 +161,43 @@ def test_verifier_reads_header_names_in_any_case() -> None:
     headers = {name.upper(): value for name, value in signed_headers().items()}
 
     assert check(headers) is None
+
+
+def test_a_temporary_keys_security_token_is_sent_and_signed() -> None:
+    credentials = Credentials("AK1", SecretStr("right-secret"), SecretStr("the-token"))
+
+    headers = sign("GET", HOST, "/resources", "", {}, b"", credentials, VECTOR_TIME)
+
+    assert headers["X-Security-Token"] == "the-token"
+    assert "SignedHeaders=host;x-sdk-date;x-security-token," in headers["Authorization"]
+
+
+def test_a_permanent_key_sends_no_security_token() -> None:
+    headers = sign("GET", HOST, "/resources", "", {}, b"", VECTOR_KEY, VECTOR_TIME)
+
+    assert "X-Security-Token" not in headers
+
+
+def test_the_verdict_names_the_signed_headers() -> None:
+    verdict = verify("POST", PATH, QUERY, signed_headers(), BODY, KEYS.get, NOW)
+
+    assert verdict.signed_headers == {"content-type", "host", "x-project-id", "x-sdk-date"}
+
+
+def test_an_empty_body_hashes_as_empty_even_when_marked_unsigned() -> None:
+    # The official SDK's signer does so (tests/contract/test_vod_sdk.py compares the two).
+    headers = sign("GET", HOST, "/r", "", {"Content-Type": "text/plain"}, b"", VECTOR_KEY, NOW)
+    lowered = {name.lower(): value for name, value in headers.items()}
+    names = ["content-type", "host", "x-sdk-content-sha256", "x-sdk-date"]
+    request = canonical_request("GET", "/r", "", lowered, names, hashlib.sha256(b"").hexdigest())
+    digest = hashlib.sha256(request.encode()).hexdigest()
+    to_sign = f"SDK-HMAC-SHA256\n{headers['X-Sdk-Date']}\n{digest}"
+
+    assert headers["X-Sdk-Content-Sha256"] == "UNSIGNED-PAYLOAD"
+    assert signature_of(headers) == hmac.new(b"SecretKey", to_sign.encode(), "sha256").hexdigest()
+
+
+def test_the_verifier_hashes_an_empty_body_as_the_signer_does() -> None:
+    headers = sign("GET", HOST, "/r", "", {"Content-Type": "text/plain"}, b"", VECTOR_KEY, NOW)
+
+    assert verify("GET", "/r", "", headers, b"", {"AccessKey": "SecretKey"}.get, NOW).ok

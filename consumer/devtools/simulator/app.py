@@ -1,7 +1,9 @@
 """A VOD look-alike over HTTP, for tests and the demo: the three asset APIs the project
-calls, behind the gateway's checks (AK/SK signatures with key lockout, project, quotas)
-and with faults to inject. Its state is a ``consumer.testing.vodsim.SimState`` and its
-operations are ``consumer.testing.vodops``'s, which ``MemoryVod`` calls without HTTP.
+calls, behind the gateway's checks (AK/SK signatures with key lockout, temporary keys and
+their security tokens, project, quotas), answering in either of the gateway's code
+spellings (``SimState.gateway_spelling``), and with faults to inject. Its state is a
+``consumer.testing.vodsim.SimState`` and its operations are ``consumer.testing.vodops``'s,
+which ``MemoryVod`` calls without HTTP.
 
 Every request passes the same steps, in the order a real call meets them: the gateway
 as it arrives (authentication, project, quota), then network and backend faults behind
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +26,7 @@ from aiohttp.typedefs import Handler
 from consumer.testing import vodops as ops
 from consumer.testing.vodops import SimAnswer as _Answer
 from consumer.testing.vodsim import QuotaGroup, SimState
-from consumer.vod.signing import Problem, verify
+from consumer.vod.signing import SECURITY_TOKEN_HEADER, Problem, verify
 
 __all__ = ["SimServer", "make_app", "run_simulator"]
 
@@ -35,13 +37,20 @@ def _json(status: int, body: dict[str, Any], request_id: str) -> web.Response:
     return web.json_response(body, status=status, headers={"X-Request-Id": request_id})
 
 
-def _error(answer: _Answer, request_id: str, retry_after: str | None = None) -> web.Response:
-    body = {"error_code": answer.code, "error_msg": answer.msg}
-    if answer.code.startswith("APIG"):  # only the gateway puts the id in the body
+def _spelt(code: str, state: SimState) -> str:
+    """A gateway code (raised as ``APIG.xxxx``) as the state's gateway spells it."""
+    prefix, _, number = code.partition(".")
+    return f"{state.gateway_spelling}.{number}" if prefix in ("APIG", "APIGW") else code
+
+
+def _error(state: SimState, answer: _Answer, request_id: str) -> web.Response:
+    code = _spelt(answer.code, state)
+    body = {"error_code": code, "error_msg": answer.msg}
+    if code.startswith("APIG"):  # only the gateway puts the id in the body
         body["request_id"] = request_id
     response = _json(answer.status, body, request_id)
-    if answer.status == 429 and retry_after is not None:
-        response.headers["Retry-After"] = retry_after
+    if answer.status == 429 and state.faults.retry_after is not None:
+        response.headers["Retry-After"] = state.faults.retry_after
     return response
 
 
@@ -90,18 +99,11 @@ async def _network_faults(state: SimState, request: web.Request) -> str | None:
 
 
 def _authenticate(state: SimState, request: web.Request, body: bytes) -> None:
-    """Token or AK/SK. AK/SK calls must name their project in X-Project-Id; token calls
-    need not (the token is scoped), but may not name another one."""
-    project = request.headers.get("X-Project-Id")
-    token = request.headers.get("X-Auth-Token")
-    if token is not None:
-        if not any(hmac.compare_digest(token.encode(), t.encode()) for t in state.tokens):
-            raise _Answer(401, "APIGW.0301", "invalid token")
-        project = project or request.match_info["project_id"]
-    else:
-        _verify_signature(state, request, body)
-    if project != request.match_info["project_id"]:
-        raise _Answer(401, "APIGW.0301", "X-Project-Id does not match the request")
+    """AK/SK signatures only (the daemon has no token mode); the call must name its
+    project in X-Project-Id."""
+    _verify_signature(state, request, body)
+    if request.headers.get("X-Project-Id") != request.match_info["project_id"]:
+        raise _Answer(401, "APIG.0301", "X-Project-Id does not match the request")
 
 
 def _verify_signature(state: SimState, request: web.Request, body: bytes) -> None:
@@ -115,19 +117,45 @@ def _verify_signature(state: SimState, request: web.Request, body: bytes) -> Non
         datetime.fromtimestamp(state.clock(), UTC),
     )
     if verdict.access_key is not None and state.key_locked(verdict.access_key):
-        raise _Answer(401, "APIGW.0301", "access key locked after repeated failures")
+        raise _Answer(401, "APIG.0301", "access key locked after repeated failures")
     if verdict.problem is Problem.CLOCK_SKEW:
-        raise _Answer(401, "APIGW.0303", "X-Sdk-Date is more than 15 minutes off")
+        raise _Answer(401, "APIG.0303", "X-Sdk-Date is more than 15 minutes off")
     if verdict.access_key is None:
-        raise _Answer(401, "APIGW.0301", "missing or malformed authentication")
+        raise _Answer(401, "APIG.0301", "missing or malformed authentication")
     if verdict.problem is not None:
         state.signature_failed(verdict.access_key)
-        raise _Answer(401, "APIGW.0301", "signature verification failed")
+        raise _Answer(401, "APIG.0301", "signature verification failed")
+    token_problem = _token_problem(state, verdict.access_key, verdict.signed_headers, request)
+    if token_problem is not None:
+        state.signature_failed(verdict.access_key)
+        raise _Answer(401, "APIG.0301", token_problem)
     state.signature_passed(verdict.access_key)
+
+
+def _token_problem(
+    state: SimState, access_key: str, signed: Collection[str], request: web.Request
+) -> str | None:
+    """What is wrong with a signed request's security token, if anything: a temporary
+    key needs its own, signed (else it could be swapped), and unexpired; a permanent key
+    has none."""
+    sent = request.headers.get(SECURITY_TOKEN_HEADER)
+    temporary = state.temporary.get(access_key)
+    if temporary is None:
+        return None if sent is None else "a security token with a permanent access key"
+    token, expires_at = temporary
+    if sent is None or SECURITY_TOKEN_HEADER.lower() not in signed:
+        return "a temporary access key needs its security token, signed"
+    if not hmac.compare_digest(sent.encode(), token.encode()):
+        return "the security token is not the access key's"
+    if state.clock() >= expires_at:
+        return "the temporary access key has expired"
+    return None
 
 
 def _gateway(state: SimState, request: web.Request, body: bytes, group: QuotaGroup) -> None:
     _authenticate(state, request, body)
+    if state.gateway_refusal is not None:  # e.g. 403 APIG.0302: the user may not call VOD
+        raise _Answer(*state.gateway_refusal)
     if request.match_info["project_id"] != state.project_id:
         raise _Answer(403, "VOD.10074", "no permission for this project")
     ops.quota(state, group)
@@ -143,8 +171,8 @@ def _endpoint(operation: str, group: QuotaGroup, run: _Operation) -> Handler:
             # The gateway answers as the request arrives; what is slow is behind it.
             _gateway(state, request, body, group)
         except _Answer as answer:
-            state.calls[operation, answer.code] += 1
-            return _error(answer, request_id, state.faults.retry_after)
+            state.calls[operation, _spelt(answer.code, state)] += 1
+            return _error(state, answer, request_id)
         fault = await _network_faults(state, request)
         if fault == "reset":
             state.calls[operation, fault] += 1
@@ -153,8 +181,8 @@ def _endpoint(operation: str, group: QuotaGroup, run: _Operation) -> Handler:
             ops.backend(state)
             status, payload = await run(state, request, body)
         except _Answer as answer:
-            state.calls[operation, fault or answer.code] += 1
-            return _error(answer, request_id)
+            state.calls[operation, fault or _spelt(answer.code, state)] += 1
+            return _error(state, answer, request_id)
         lost = group == "write" and state.rng.random() < state.faults.lost_answer_rate
         if lost and request.transport is not None:
             state.calls[operation, "lost"] += 1

@@ -74,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds the quotas count over",
     )
     parser.add_argument(
+        "--gateway-spelling",
+        choices=("APIG", "APIGW"),
+        default="APIG",
+        help="how gateway error codes are spelt (Huawei's answers use both)",
+    )
+    parser.add_argument(
         "--seed",
         metavar="FILE",
         type=Path,
@@ -104,6 +110,7 @@ async def simulate(args: argparse.Namespace) -> int:
         task_delay=args.task_delay,
         task_failure_rate=args.task_failure_rate,
         quotas=Quotas(args.write_quota, args.query_quota, args.quota_window),
+        gateway_spelling=args.gateway_spelling,
     )
     for asset in _seed(args.seed) if args.seed else []:
         state.add_asset(
