@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from consumer.config.files import check_environment, check_secret_files, read_yaml
+from consumer.config.ingest import IngestSettings
 from consumer.config.sections import (
     REQUIRED_WITH,
     ConsumerSettings,
@@ -80,6 +81,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     vod: VodSettings = Field(default_factory=VodSettings)
     covers: CoverSettings = Field(default_factory=CoverSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     # None means the built-in default routes, which live with the router.
     routes: list[RouteSpec] | None = None
 
