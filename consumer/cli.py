@@ -1,4 +1,5 @@
-"""``cover-consumer``: run the daemon, check a config, operate the topics; dev commands.
+"""``cover-consumer``: run the daemon or the ingest, check a config, operate the topics;
+dev commands.
 
 The dev commands (``demo``, ``simulate-vod``) live in ``consumer.devtools`` and need the
 dev extra; they are found by import path when asked for, so the production commands
@@ -49,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure(settings.log, secret_values(settings))
         if args.command == "run":
             return _run_daemon(settings)
+        if args.command == "ingest":
+            return _run_ingest(settings)
         return asyncio.run(_operate(args, settings))
     except ConfigError as exc:
         print(f"cover-consumer: {exc}", file=sys.stderr)
@@ -85,6 +88,18 @@ def _run_daemon(settings: Settings) -> int:
         return ExitCode.FATAL
 
 
+def _run_ingest(settings: Settings) -> int:
+    from consumer.ingress import server
+
+    try:
+        return asyncio.run(server.run(settings))
+    except ConfigError:
+        raise
+    except Exception:
+        get_logger().exception("fatal_error")
+        return ExitCode.FATAL
+
+
 async def _operate(args: argparse.Namespace, settings: Settings) -> int:
     from consumer.redelivery import ops
 
@@ -109,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("run", "run the daemon until SIGTERM/SIGINT"),
+        (
+            "ingest",
+            "serve POST /smn and /mfs: VOD's notifications to the Kafka topic, until SIGTERM",
+        ),
         ("check-config", "print the effective config (secrets masked); exit 2 if invalid"),
     ):
         _config_option(commands.add_parser(name, help=text, description=text))
