@@ -5,6 +5,7 @@ and no unsubscribe URL is logged. Forwarding itself is tested against a broker."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from consumer.ingress.certs import TrustStore, load_pinned
 from consumer.ingress.confirm import Confirmer
 from consumer.ingress.dedup import Seen
 from consumer.ingress.forward import Forwarder
+from consumer.testing import ManualClock
 from tests.ingest_support import real_message
 
 MFS_KEY = "mfs-secret-Key-4711"
@@ -86,9 +88,11 @@ async def client(tmp_path: Path, logs: list[EventDict]) -> AsyncIterator[Client]
         aiohttp.ClientSession() as http,
     ):
         pinned = load_pinned(settings.smn.certificates)
-        ingress = Ingress(
-            settings, forwarder, TrustStore(pinned), Confirmer(http, ["127.0.0.1"]), log
-        )
+        # Time stands still (rates are exact); the wall clock reads now (MFS timestamps).
+        clock = ManualClock()
+        clock.set_wall(time.time())
+        confirmer = Confirmer(http, ["127.0.0.1"])
+        ingress = Ingress(settings, forwarder, TrustStore(pinned), confirmer, log, clock)
         async with TestServer(make_app(ingress, 4096), host="127.0.0.1") as server:
             base = str(server.make_url("")).rstrip("/")
             console = str(console_server.make_url("")).rstrip("/")
