@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
@@ -37,27 +36,6 @@ def real_message() -> dict[str, str]:
     """The real signed SMN Notification (a deep copy each time)."""
     message: dict[str, str] = json.loads(shared_file(REAL_MESSAGE_FILE))
     return copy.deepcopy(message)
-
-
-async def fetch_all(bootstrap: str, topic: str, quiet: float = 0.3) -> list[Any]:
-    """Every record of ``topic``, fetched until none comes for ``quiet`` seconds. Not up to
-    the end offsets: the embedded broker (Tansu 0.6) reports a partition's end as the base
-    offset of its last batch, so a batch of several records would be read only in part."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        records: list[Any] = []
-        while batch := await consumer.getmany(*tps, timeout_ms=int(quiet * 1000)):
-            for part in batch.values():
-                records.extend(part)
-        return records
-    finally:
-        await consumer.stop()
 
 
 def sign_text(signer: SmnSigner, text: str) -> str:

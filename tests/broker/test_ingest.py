@@ -16,12 +16,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from consumer.devtools.broker import create_topic, free_port
+from consumer.devtools.broker import create_topic, fetch_all, free_port
 from consumer.devtools.harness import DaemonProcess
 from consumer.devtools.simulator.notify import SmnSigner, mfs_callback
 from tests.ingest_support import (
     REAL_TOPIC,
-    fetch_all,
     get,
     post,
     real_message,

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import trustme
 
-from consumer.devtools.broker import EmbeddedBroker, create_topic, free_port
+from consumer.devtools.broker import EmbeddedBroker, create_topic, fetch_all, free_port
 from consumer.devtools.simulator.notify import SmnSigner, mfs_callback
 from tests.fakes import thumbnail_event
-from tests.ingest_support import fetch_all, get, post, start_ingest, wait_ready
+from tests.ingest_support import get, post, start_ingest, wait_ready
 from tests.support import Proxy, cover_event, daemon_config, header_map, start_daemon
 
 SIM_TOPIC = "urn:smn:cn-north-4:sim-project:vod-events"

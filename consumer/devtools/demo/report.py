@@ -1,50 +1,27 @@
-"""What the demo prints at the end: where every record went, and its checks of its own
-claims (each printed ok or FAIL; the demo exits 1 when one fails)."""
+"""What the demo prints at the end: what the ingest took and refused, where every record
+went, and its checks of its own claims (each printed ok or FAIL; the demo exits 1 when
+one fails)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
-from consumer.devtools.demo.announce import Publisher, cover_origin
+from consumer.devtools.demo.announce import Pushed, cover_origin
+from consumer.devtools.demo.follow import IngestLog, Progress
 from consumer.devtools.demo.seed import Plan
-from consumer.devtools.harness import JsonLines
+from consumer.devtools.simulator.notify import TaskAnnouncer
 from consumer.errors import RecordError
 from consumer.events import decode
 from consumer.redelivery import headers as h
 from consumer.redelivery.topology import Topology
 from consumer.testing.vodsim import Quotas, SimState
 
-__all__ = ["Progress", "Report"]
+__all__ = ["Report"]
 
 MAX_THROTTLED = 5  # "a handful": the daemon paces itself to the quota
-FINAL = frozenset({"done", "skipped", "dead_lettered"})
 _OUTCOMES = ("done", "skipped", "retried", "dead_lettered")
 _HANDLERS = ("log", "regenerate_head_frame", "fallback_cover", "fallback_on_thumbnails")
-
-
-class Progress:
-    """The daemon's lines as they come: outcome lines, final ones counted, the rest tallied."""
-
-    def __init__(self, log: JsonLines) -> None:
-        self._log = log
-        self.outcomes: list[dict[str, Any]] = []
-        self.events: Counter[str] = Counter()
-        self.notable: list[dict[str, Any]] = []  # warnings and worse
-        self.finals = 0
-
-    def poll(self) -> None:
-        for line in self._log.poll():
-            name = str(line.get("event"))
-            self.events[name] += 1
-            if name == "record_processed":
-                self.outcomes.append(line)
-                self.finals += line.get("outcome") in FINAL
-            elif line.get("level") in ("warning", "error", "critical"):
-                self.notable.append(line)
-
-    def count(self, outcome: str) -> int:
-        return sum(1 for line in self.outcomes if line.get("outcome") == outcome)
 
 
 def _short(reason: str) -> str:
@@ -64,26 +41,37 @@ class Report:
         self,
         plan: Plan,
         state: SimState,
-        publisher: Publisher,
+        announcer: TaskAnnouncer,
         log: Progress,
         letters: list[Any],
         topology: Topology,
         quotas: Quotas,
         code: int,
         settled: bool,
-        leaked: bool,
     ) -> None:
-        self.plan, self.state, self.publisher, self.log = plan, state, publisher, log
+        self.plan, self.state, self.announcer, self.log = plan, state, announcer, log
         self.letters, self.topology, self.code, self.settled = letters, topology, code, settled
         self.quotas = quotas
-        self.leaked = leaked
         self.reasons = {id(r): h.header(r.headers, h.REASON) or "" for r in letters}
         self.letter_assets: dict[str, list[str]] = {}
         for record in letters:
             asset = _letter_asset(record)
             if asset is not None:
                 self.letter_assets.setdefault(asset, []).append(self.reasons[id(record)])
-        self.expected = len(plan.events) + publisher.total
+
+    def with_ingest(
+        self,
+        ingest: IngestLog,
+        pushed: Pushed,
+        records: list[Any],
+        code: int,
+        leaked: bool,
+    ) -> None:
+        """What the ingest did, what was pushed to it, the main topic's records in the end."""
+        self.ingest, self.pushed, self.ingest_code, self.leaked = ingest, pushed, code, leaked
+        self.records = records
+        self.on_topic = Counter(h.header(r.headers, "ingest-message-id") for r in records)
+        self.expected = ingest.forwarded + len(self.plan.direct)
 
     def ending(self, asset: str) -> str:
         sim = self.state.assets[asset]
@@ -96,11 +84,11 @@ class Report:
     def print_summary(self, processing: float, elapsed: float) -> None:
         plan, state, log = self.plan, self.state, self.log
         print("\n=== what happened ===")
-        published = ", ".join(f"{kind} {n}" for kind, n in sorted(self.publisher.sent.items()))
+        self._print_ingest()
         print(
-            f"\nrecords: {len(plan.events)} seeded + {self.publisher.total} announced by the "
-            f"simulator ({published or 'none'}); {log.finals} of {self.expected} have their "
-            f"final outcome; {log.count('retried')} trips to a retry tier on the way"
+            f"\nrecords on the topic: {self.ingest.forwarded} forwarded by the ingest + "
+            f"{len(plan.direct)} written straight to it; {log.finals} of {self.expected} have "
+            f"their final outcome; {log.count('retried')} trips to a retry tier on the way"
         )
 
         print("\noutcome lines per handler ('retried': to a retry tier, it comes back):")
@@ -111,7 +99,7 @@ class Report:
             if any(table[handler, o] for o in _OUTCOMES):
                 row = "".join(f"{table[handler, o]:>15}" for o in _OUTCOMES)
                 print(f"  {handler:<24}{row}")
-        print("  ('-': no handler ran: malformed, no route, or SMN confirmation)")
+        print("  ('-': no handler ran: malformed, or no route)")
 
         endings = Counter(self.ending(asset) for asset in plan.failed)
         kinds = Counter((plan.failed[a], self.ending(a)) for a in plan.failed)
@@ -177,6 +165,64 @@ class Report:
             f"to the last outcome; daemon exit code {self.code}"
         )
 
+    def _print_ingest(self) -> None:
+        ingest, pushed = self.ingest, self.pushed
+        announced: Counter[str] = Counter()
+        for (kind, _, _), n in self.announcer.sent.items():
+            announced[kind] += n
+        told = ", ".join(f"{kind} {n}" for kind, n in sorted(announced.items()))
+        print(
+            f"\nnotifications: {pushed.smn + pushed.mfs} seeded + {sum(announced.values())} "
+            f"announced by the simulator as its snapshot tasks ended ({told or 'none'}), "
+            f"{pushed.count('forged')} forged, {pushed.count('redelivered')} SMN redeliveries, "
+            f"2 subscription confirmations"
+        )
+        received = sum(ingest.received.values())
+        print(
+            f"ingest: received {received} (SMN {ingest.received['smn']}, MFS "
+            f"{ingest.received['mfs']}, retries included); forwarded {ingest.forwarded}; "
+            f"duplicates suppressed {ingest.duplicates}; subscriptions confirmed "
+            f"{ingest.confirmed}; rejected {sum(ingest.rejected.values())}"
+            + (
+                " (" + ", ".join(f"{r} {n}" for r, n in ingest.rejected.most_common()) + ")"
+                if ingest.rejected
+                else ""
+            )
+        )
+
+    def _ingest_checks(self) -> list[tuple[bool, str]]:
+        ingest, pushed = self.ingest, self.pushed
+        once = [m for m in ingest.forwarded_ids if self.on_topic[m] != 1]
+        forged = [m for m in pushed.forged_ids if self.on_topic[m]]
+        twice = [m for m, n in ingest.forwarded_ids.items() if n > 1]
+        unexpected = pushed.unexpected()
+        return [
+            (
+                not unexpected,
+                "every notification was answered as planned: genuine ones 200, forged ones "
+                f"and the confirmation elsewhere 403 ({'; '.join(unexpected) or 'so it was'})",
+            ),
+            (
+                not once and not twice,
+                f"every notification the ingest forwarded is on the topic exactly once "
+                f"({ingest.forwarded} forwarded; {len(once) + len(twice)} not once)",
+            ),
+            (
+                not forged,
+                f"no forged notification reached the topic ({len(forged)} of "
+                f"{len(pushed.forged_ids)} did)",
+            ),
+            (
+                ingest.confirmed == 1,
+                f"the subscription was confirmed once, on the allowed host only "
+                f"({ingest.confirmed} confirmed)",
+            ),
+            (
+                self.ingest_code == 0,
+                f"the ingest exited {self.ingest_code} on SIGTERM (0 expected)",
+            ),
+        ]
+
     def _touched_covered(self) -> list[str]:
         return [
             asset
@@ -233,8 +279,13 @@ class Report:
                 f"nothing else was dead-lettered ({len(stray)} other"
                 f"{': ' + '; '.join(stray[:3]) if stray else ''})",
             ),
-            (not self.leaked, "the VOD secret key appears nowhere in the daemon's output"),
+            (
+                not self.leaked,
+                "the VOD secret key and the MFS key appear nowhere in the daemon's or the "
+                "ingest's output",
+            ),
             (self.code == 0, f"the daemon exited {self.code} on SIGTERM (0 expected)"),
+            *self._ingest_checks(),
         ]
         print("\nchecks:")
         for ok, text in checks:

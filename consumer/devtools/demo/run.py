@@ -1,5 +1,6 @@
-"""The demo's run: the broker, the simulator in this process, the seed, the daemon as a
-child process with no config file, then waiting until every record has its outcome."""
+"""The demo's run: the broker, the simulator in this process, the ingest and the daemon as
+child processes with no config file, the seed pushed through the ingest, then waiting
+until every record on the topic has its outcome."""
 
 from __future__ import annotations
 
@@ -16,16 +17,18 @@ import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from consumer.config import KafkaSettings, Settings
-from consumer.devtools.broker import EmbeddedBroker
-from consumer.devtools.demo.announce import Publisher
-from consumer.devtools.demo.report import Progress, Report
+from consumer.devtools.broker import EmbeddedBroker, fetch_all, free_port
+from consumer.devtools.demo.announce import Pushed, push_seed
+from consumer.devtools.demo.follow import IngestLog, Progress
+from consumer.devtools.demo.report import Report
 from consumer.devtools.demo.seed import Plan, seed_assets
 from consumer.devtools.harness import FAST_GROUP, DaemonProcess, clean_env
 from consumer.devtools.simulator.app import run_simulator
-from consumer.kafka.reading import read_topic
+from consumer.devtools.simulator.notify import Pusher, SmnSigner, TaskAnnouncer
 from consumer.redelivery.ops import ensure_topics
 from consumer.redelivery.topology import Topology
 from consumer.testing.vodsim import Quotas, SimState
@@ -38,10 +41,13 @@ PROGRESS_EVERY_S = 3.0
 
 PROJECT = "demo-project"
 ACCESS_KEY = "demo-access-key"
+SMN_TOPIC = f"urn:smn:cn-north-4:{PROJECT}:vod-events"
 QUOTAS = Quotas(writes_per_minute=100, queries_per_minute=1500, window=6.0)
 TASK_DELAY = 0.5
 TASK_FAILURE_RATE = 0.2
 TIERS = [{"delay": 2}, {"delay": 5}]
+# SMN tries 6 more times after a 5xx, over hours; here within seconds.
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_demo(bootstrap, suffix, Path(tmp), began))
 
 
-def _settings_env(
+def _daemon_env(
     bootstrap: str, vod_url: str, secret_key: str, names: dict[str, str]
 ) -> dict[str, str]:
     """Embedded defaults, but for where things are and the time scale."""
@@ -78,6 +84,32 @@ def _settings_env(
     return {f"COVER_CONSUMER__{key}": value for key, value in settings.items()}
 
 
+def _ingest_env(
+    bootstrap: str, port: int, cert: Path, mfs_key: str, names: dict[str, str]
+) -> dict[str, str]:
+    """The ingest: where the broker is, the simulator's SMN certificate and topic, the MFS
+    key; the simulator (127.0.0.1) stands in for the console's subscription host."""
+    settings = {
+        "KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "INGEST__PORT": str(port),
+        "INGEST__SMN__CERTIFICATES": json.dumps([str(cert)]),
+        "INGEST__SMN__TOPIC_URNS": json.dumps([SMN_TOPIC]),
+        "INGEST__SMN__CONFIRM_HOSTS": json.dumps(["127.0.0.1"]),
+        "INGEST__MFS__KEY": mfs_key,
+        **{k: v for k, v in names.items() if k == "KAFKA__TOPIC"},
+    }
+    return {f"COVER_CONSUMER__{key}": value for key, value in settings.items()}
+
+
+def _shown(given: dict[str, str]) -> str:
+    shown = [
+        f"{key.removeprefix('COVER_CONSUMER__')}="
+        f"{'***' if 'SECRET' in key or key.endswith('__KEY') else value}"
+        for key, value in given.items()
+    ]
+    return textwrap.fill(", ".join(shown), 96, initial_indent="  ", subsequent_indent="  ")
+
+
 async def _demo(bootstrap: str, suffix: str, tmp: Path, began: float) -> int:
     defaults = KafkaSettings()
     topic, group = defaults.topic + suffix, defaults.group_id + suffix
@@ -94,10 +126,13 @@ async def _demo(bootstrap: str, suffix: str, tmp: Path, began: float) -> int:
     await ensure_topics(settings, io.StringIO())
     print(f"broker {bootstrap}: topics {', '.join([*topology.consumed, topology.dead_letter])}")
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    publisher = Publisher(producer, topology.main)
-    secret_key = secrets.token_urlsafe(24)
+    secret_key, mfs_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    signer = SmnSigner(topic_urn=SMN_TOPIC)
+    cert = signer.write_certificate(tmp / "simulator-smn.pem")
+    ingest_port = free_port()
+    http = aiohttp.ClientSession()
+    pusher = Pusher(http, f"http://127.0.0.1:{ingest_port}", signer, mfs_key.encode(), RETRY_DELAYS)
+    announcer = TaskAnnouncer(pusher, "both")
     state = SimState(
         project_id=PROJECT,
         keys={ACCESS_KEY: secret_key},
@@ -105,101 +140,140 @@ async def _demo(bootstrap: str, suffix: str, tmp: Path, began: float) -> int:
         task_delay=TASK_DELAY,
         task_failure_rate=TASK_FAILURE_RATE,
         quotas=QUOTAS,
-        on_task_done=publisher,
+        on_task_done=announcer,
     )
-    out = tmp / "daemon.log"
+    no_secrets = tmp / "no-secrets"
     daemon: DaemonProcess | None = None
+    ingest_env = _ingest_env(bootstrap, ingest_port, cert, mfs_key, names)
+    ingest = DaemonProcess(tmp / "ingest.log", clean_env(no_secrets, ingest_env), command="ingest")
     server = await run_simulator("127.0.0.1", 0, state)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
     try:
         print(
             f"VOD simulator {server.url}: {QUOTAS.writes_per_minute} writes and "
             f"{QUOTAS.queries_per_minute} queries per {QUOTAS.window:g} s; snapshot tasks take "
-            f"{TASK_DELAY:g} s, {TASK_FAILURE_RATE:.0%} of them fail"
+            f"{TASK_DELAY:g} s, {TASK_FAILURE_RATE:.0%} of them fail; it notifies by SMN "
+            "(signed with a certificate it made) and MFS (HMAC), alternately"
         )
+        print(f"ingest (pid {ingest.pid}): cover-consumer ingest, no config file; by environment:")
+        print(_shown(ingest_env))
+        ingest_log = IngestLog(ingest.log)
+        await _until_ready(http, ingest_port, ingest)
         plan = seed_assets(state)
-        futures = [await producer.send(topic, value, key=key) for key, value in plan.events]
-        await asyncio.gather(*futures)
-        print(f"seeded {len(state.assets)} assets and produced {len(plan.events)} events:")
-        for kind, count in plan.mix.most_common():
-            smn = plan.in_smn[kind]
-            print(f"  {count:>5}  {kind}" + (f" ({smn} in an SMN envelope)" if smn else ""))
+        pushed = await push_seed(pusher, plan, server.url)
+        sent = [await producer.send(topic, v, key=k, headers=h) for k, v, h in plan.direct]
+        await asyncio.gather(*sent)
+        _print_seed(plan, pushed)
 
-        given = _settings_env(bootstrap, server.url, secret_key, names)
+        given = _daemon_env(bootstrap, server.url, secret_key, names)
         # The demo shows the defaults, not this shell's COVER_CONSUMER* settings.
-        daemon = DaemonProcess(out, clean_env(tmp / "no-secrets", given))
+        daemon = DaemonProcess(tmp / "daemon.log", clean_env(no_secrets, given))
         started = time.monotonic()
         print(f"daemon (pid {daemon.pid}): cover-consumer run, no config file; by environment:")
-        shown = [
-            f"{key.removeprefix('COVER_CONSUMER__')}={'***' if 'SECRET' in key else value}"
-            for key, value in given.items()
-        ]
-        print(textwrap.fill(", ".join(shown), 96, initial_indent="  ", subsequent_indent="  "))
+        print(_shown(given))
         progress = Progress(daemon.log)
-        settled = await _wait(progress, state, publisher, plan, daemon)
+        settled = await _wait(progress, ingest_log, state, announcer, plan, daemon)
         processing = time.monotonic() - started
         code = await _stop(daemon)
+        ingest_code = await _stop(ingest)
         progress.poll()
-        letters = [
-            r async for r in read_topic({"bootstrap_servers": bootstrap}, topology.dead_letter)
-        ]
+        ingest_log.poll()
+        letters = await fetch_all(bootstrap, topology.dead_letter)
+        records = await fetch_all(bootstrap, topology.main)
     finally:
-        if daemon is not None:
-            daemon.kill()
+        for process in (daemon, ingest):
+            if process is not None:
+                process.kill()
         await server.stop()
         await producer.stop()
+        await http.close()
 
-    leaked = secret_key.encode() in out.read_bytes()
-    report = Report(
-        plan, state, publisher, progress, letters, topology, QUOTAS, code, settled, leaked
-    )
+    output = b"".join(path.read_bytes() for path in (tmp / "daemon.log", tmp / "ingest.log"))
+    leaked = any(secret.encode() in output for secret in (secret_key, mfs_key))
+    report = Report(plan, state, announcer, progress, letters, topology, QUOTAS, code, settled)
+    report.with_ingest(ingest_log, pushed, records, ingest_code, leaked)
     report.print_summary(processing, time.monotonic() - began)
     failed = report.checks()
     if failed:
-        kept = Path(tempfile.gettempdir()) / "cover-demo-daemon.log"
-        kept.write_bytes(out.read_bytes())
-        print(f"\n{failed} check(s) failed; the daemon's output is in {kept}")
-        for line in progress.notable[:10]:
+        for name in ("daemon.log", "ingest.log"):
+            kept = Path(tempfile.gettempdir()) / f"cover-demo-{name}"
+            kept.write_bytes((tmp / name).read_bytes())
+            print(f"\n{failed} check(s) failed; the {name.split('.')[0]}'s output is in {kept}")
+        for line in [*progress.notable, *ingest_log.notable][:10]:
             print(f"  {json.dumps(line)[:300]}")
     return 1 if failed else 0
 
 
-async def _stop(daemon: DaemonProcess) -> int:
-    if daemon.process.poll() is not None:
-        return daemon.process.returncode
-    daemon.process.send_signal(signal.SIGTERM)
+def _print_seed(plan: Plan, pushed: Pushed) -> None:
+    print(
+        f"seeded {len(plan.covered) + len(plan.failed)} assets; pushed "
+        f"{pushed.smn + pushed.mfs} notifications to the ingest ({pushed.smn} by SMN, "
+        f"{pushed.mfs} by MFS), {pushed.count('forged')} forged, "
+        f"{pushed.count('redelivered')} SMN redeliveries and 2 subscription confirmations; "
+        f"wrote {len(plan.direct)} records straight to the topic:"
+    )
+    for kind, count in plan.mix.most_common():
+        via = ", ".join(
+            f"{plan.via[kind, t]} {t.upper() if t != 'topic' else 'to the topic'}"
+            for t in ("smn", "mfs", "topic")
+            if plan.via[kind, t]
+        )
+        print(f"  {count:>5}  {kind} ({via})")
+
+
+async def _until_ready(http: aiohttp.ClientSession, port: int, ingest: DaemonProcess) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and ingest.process.poll() is None:
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as answer:
+                if answer.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the ingest was not ready in time; its output: {ingest.out}")
+
+
+async def _stop(process: DaemonProcess) -> int:
+    if process.process.poll() is not None:
+        return process.process.returncode
+    process.process.send_signal(signal.SIGTERM)
     try:
-        return await asyncio.to_thread(daemon.process.wait, STOP_TIMEOUT_S)
+        return await asyncio.to_thread(process.process.wait, STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        print(f"daemon still running {STOP_TIMEOUT_S:g} s after SIGTERM: killed")
-        daemon.kill()
+        print(f"pid {process.pid} still running {STOP_TIMEOUT_S:g} s after SIGTERM: killed")
+        process.kill()
         return -signal.SIGKILL
 
 
 async def _wait(
     progress: Progress,
+    ingest: IngestLog,
     state: SimState,
-    publisher: Publisher,
+    announcer: TaskAnnouncer,
     plan: Plan,
     daemon: DaemonProcess,
 ) -> bool:
-    """Until every record produced to the main topic (seeded, or announced by the
-    simulator) has its final outcome line, and no snapshot task is running (it would
-    announce more). Whatever tiers a record went through, its journey ends in exactly
-    one final line (done, skipped or dead_lettered); ``retried`` lines are steps."""
+    """Until every record on the main topic (forwarded by the ingest, or written straight
+    to it) has its final outcome line, and no snapshot task is running nor announcement
+    on its way (either would bring more). Whatever tiers a record went through, its
+    journey ends in exactly one final line (done, skipped or dead_lettered)."""
     began = time.monotonic()
     report_at = began + PROGRESS_EVERY_S
     quiet, joined = 0, False
     while daemon.process.poll() is None:
         await asyncio.sleep(0.25)
         progress.poll()
+        ingest.poll()
         now = time.monotonic()
-        expected = len(plan.events) + publisher.total
+        expected = ingest.forwarded + len(plan.direct)
         tasks = sum(1 for asset in list(state.assets.values()) if asset.running_task)
         if not joined and progress.events["consumer_started"]:
             joined = True
             print(f"  {now - began:5.1f}s  the daemon joined its group")
         # Three polls in a row with nothing left: no announcement is on its way either.
-        done = progress.finals >= expected and not tasks and not publisher.busy
+        done = progress.finals >= expected and not tasks and not announcer.busy
         quiet = quiet + 1 if done else 0
         if quiet >= 3:
             print(f"  {now - began:5.1f}s  all {expected} records have their final outcome")
@@ -217,7 +291,8 @@ async def _wait(
                 f"({progress.count('retried')} trips to a retry tier so far); "
                 f"covers {covers}/{len(plan.failed)}; VOD writes "
                 f"{len(state.received['write'])}, queries {len(state.received['query'])}, "
-                f"throttled {state.throttled}; snapshot tasks running {tasks}"
+                f"throttled {state.throttled}; snapshot tasks running {tasks}; "
+                f"ingest forwarded {ingest.forwarded}"
             )
     print(f"  the daemon exited early, code {daemon.process.returncode}")
     return False

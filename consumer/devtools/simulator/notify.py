@@ -180,11 +180,15 @@ class Pusher:
         if self.signer is None:
             raise ValueError("no SMN signer")
         message = event if isinstance(event, str) else json.dumps(event)
-        fields = self.signer.envelope(message, **envelope)
-        return await self.post("smn", json.dumps(fields).encode(), self.signer.headers(fields))
+        return await self.send_smn(self.signer.envelope(message, **envelope))
 
-    async def mfs(self, event: Mapping[str, Any] | str) -> int:
-        body, headers = mfs_callback(event, self.mfs_key)
+    async def send_smn(self, envelope: Mapping[str, str]) -> int:
+        """Push an SMN envelope as it is (signed or not)."""
+        return await self.post("smn", json.dumps(envelope).encode(), SmnSigner.headers(envelope))
+
+    async def mfs(self, event: Mapping[str, Any] | str, key: bytes | None = None) -> int:
+        """Push ``event`` as an MFS callback, signed with ``key`` (default: the pusher's)."""
+        body, headers = mfs_callback(event, key if key is not None else self.mfs_key)
         return await self.post("mfs", body, headers)
 
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> int:
