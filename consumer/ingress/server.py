@@ -60,6 +60,8 @@ async def run(settings: Settings) -> int:
     async with aiohttp.ClientSession() as http:
         options = {
             **client_options(settings.kafka),
+            # Told apart from the daemon in the brokers' logs and quotas.
+            "client_id": f"{settings.kafka.client_id}-ingest",
             "max_request_size": max(1 << 20, ingest.max_body_bytes + HEADROOM),
         }
         seen = Seen(ingest.dedup_window, ingest.dedup_max_entries)
