@@ -32,7 +32,7 @@ from consumer.ingress.certs import TrustStore
 from consumer.ingress.confirm import Confirmer, where
 from consumer.ingress.forward import Forwarder
 from consumer.ingress.limits import Gate, RateLimiter, source_of
-from consumer.ingress.mfs import check, signed_content
+from consumer.ingress.mfs import check, signed_contents
 from consumer.ingress.refusal import Refused
 from consumer.ingress.smn import SmnMessage, parse
 
@@ -188,9 +188,9 @@ class Ingress:
         ):
             raise Refused(400, "malformed", "not an MFS callback (a JSON object with a message)")
         if self._mfs_key is not None:
-            content = signed_content(document, body)
+            contents = signed_contents(document, body)
             window = self._settings.mfs.timestamp_window
-            check(request.headers, content, self._mfs_key, window, self._clock.wall())
+            check(request.headers, contents, self._mfs_key, window, self._clock.wall())
         digest = hashlib.sha256(body).hexdigest()
         context["message_id"] = f"sha256:{digest[:32]}"
         return await self._forward(body, f"mfs:{digest}", context, deadline)

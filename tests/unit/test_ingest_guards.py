@@ -13,7 +13,7 @@ from consumer.devtools.simulator.notify import mfs_callback
 from consumer.ingress.confirm import host_allowed
 from consumer.ingress.dedup import Seen
 from consumer.ingress.limits import Gate, RateLimiter
-from consumer.ingress.mfs import check, signed_content
+from consumer.ingress.mfs import check, signed_contents
 from consumer.ingress.refusal import Refused
 from consumer.testing import ManualClock
 
@@ -29,7 +29,7 @@ def signed(stamp: str, message: str, key: bytes = KEY) -> dict[str, str]:
 
 def mfs_refusal(headers: dict[str, str], content: bytes = b"m", now: float = NOW) -> Refused:
     with pytest.raises(Refused) as info:
-        check(headers, content, KEY, 600, now)
+        check(headers, [content], KEY, 600, now)
     return info.value
 
 
@@ -39,19 +39,27 @@ def mfs_refusal(headers: dict[str, str], content: bytes = b"m", now: float = NOW
 def test_mfs_accepts_the_hmac_of_the_message_attribute() -> None:
     body, headers = mfs_callback(EVENT, KEY, now=NOW)
 
-    check(headers, signed_content(json.loads(body), body), KEY, 600, NOW)  # no refusal
+    check(headers, signed_contents(json.loads(body), body), KEY, 600, NOW)  # no refusal
 
 
-def test_mfs_signed_content_is_the_message_string_as_received() -> None:
+def test_mfs_signed_content_is_the_message_string_as_received_first() -> None:
     body = b'{"message": "{\\"event_type\\": \\"x\\"}", "other": 1}'
 
-    assert signed_content(json.loads(body), body) == b'{"event_type": "x"}'
+    assert signed_contents(json.loads(body), body)[0] == b'{"event_type": "x"}'
 
 
 def test_mfs_signed_content_without_a_message_is_the_whole_body() -> None:
     body = b'{"event_type": "x"}'
 
-    assert signed_content(json.loads(body), body) == body
+    assert signed_contents(json.loads(body), body) == [body]
+
+
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")], ids=["compact", "spaced"])
+def test_mfs_accepts_an_object_message_signed_as_its_json(separators: tuple[str, str]) -> None:
+    message = json.dumps(EVENT, separators=separators)
+    body = json.dumps({"message": EVENT}).encode()
+
+    check(signed(str(int(NOW)), message), signed_contents(json.loads(body), body), KEY, 600, NOW)
 
 
 def test_mfs_refuses_a_signature_made_with_another_key() -> None:
@@ -77,14 +85,14 @@ def test_mfs_refuses_a_timestamp_outside_the_window_in_seconds_or_ms(stamp: str)
 
 @pytest.mark.parametrize("stamp", [str(int(NOW - 599)), str(int((NOW + 599) * 1000))])
 def test_mfs_accepts_a_timestamp_inside_the_window_in_seconds_or_ms(stamp: str) -> None:
-    check(signed(stamp, "m"), b"m", KEY, 600, NOW)
+    check(signed(stamp, "m"), [b"m"], KEY, 600, NOW)
 
 
 def test_mfs_compares_the_signature_case_insensitively() -> None:
     headers = signed(str(int(NOW)), "m")
     headers["auth_sign"] = headers["auth_sign"].upper()
 
-    check(headers, b"m", KEY, 600, NOW)
+    check(headers, [b"m"], KEY, 600, NOW)
 
 
 # -- duplicates --------------------------------------------------------------------------

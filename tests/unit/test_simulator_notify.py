@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from consumer.devtools.broker import free_port
 from consumer.devtools.simulator.notify import SMN_RETRIES, Pusher, SmnSigner, TaskAnnouncer
-from consumer.ingress.mfs import check, signed_content
+from consumer.ingress.mfs import check, signed_contents
 from consumer.ingress.smn import parse, verify
 from consumer.testing.vodsim import TaskDone
 
@@ -94,8 +94,8 @@ async def test_an_mfs_push_carries_the_consoles_hmac(receiver: Receiver) -> None
 
     [(path, body, headers)] = receiver.got
     assert path == "/mfs"
-    content = signed_content(json.loads(body), body)
-    check(headers, content, b"k3y", 60, int(headers["auth_timestamp"]) / 1000)
+    [documented, _] = signed_contents(json.loads(body), body)
+    check(headers, [documented], b"k3y", 60, int(headers["auth_timestamp"]) / 1000)
 
 
 async def test_the_announcer_alternates_transports_when_told_both(receiver: Receiver) -> None:
