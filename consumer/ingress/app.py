@@ -48,22 +48,15 @@ MAX_DEPTH = 32  # VOD's bodies are four levels deep
 # body as JSON whatever it says), so besides JSON and plain text, none at all and the
 # defaults of HTTP clients (octet-stream, form-urlencoded) pass; what names another format
 # (multipart, XML, HTML, images...) is refused with 415.
-_TEXT_TYPES = frozenset(
-    {
-        "",
-        "application/json",
-        "text/json",
-        "text/plain",
-        "application/octet-stream",
-        "application/x-www-form-urlencoded",
-    }
-)
+_JSON_TYPES = frozenset({"", "application/json", "text/json", "text/plain"})
+_CLIENT_DEFAULTS = frozenset({"application/octet-stream", "application/x-www-form-urlencoded"})
+_TEXT_TYPES = _JSON_TYPES | _CLIENT_DEFAULTS
 _Work = Callable[[web.Request, dict[str, Any], float], Awaitable[web.Response]]
 
 
 class Ingress:
-    """The request handlers and what they share; ``ready``/``stopping`` are set by the
-    server's life (``server.py``)."""
+    """The request handlers and what they share; ``stopping`` and ``broker_trouble`` are
+    set by the server's life (``server.py``)."""
 
     def __init__(
         self,
@@ -122,6 +115,10 @@ class Ingress:
             return await work(request, context, began + self._settings.answer_timeout)
         except Refused as refused:
             return self._refused(refused, context)
+        except Exception:
+            # A bug, not the sender's fault: 500, which SMN retries; the traceback logged.
+            self._log.exception("ingest_error", **context)
+            return self._refused(Refused(500, "internal", "internal error; retry"), context)
         finally:
             self._gate.leave()
             metrics.IN_FLIGHT.dec()

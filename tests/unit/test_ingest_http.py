@@ -348,3 +348,24 @@ async def test_metrics_count_rejections_by_reason(client: Client) -> None:
     async with client.http.get(client.base + "/metrics") as answer:
         text = await answer.text()
     assert 'cover_consumer_ingest_rejected_total{reason="malformed",transport="smn"}' in text
+
+
+class ExplodingTrust(TrustStore):
+    """A trust store with a bug in it."""
+
+    async def verify(self, message: object) -> bool:
+        raise RuntimeError("a bug")
+
+
+async def test_an_unexpected_error_is_500_to_retry_with_its_traceback_logged(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client.ingress, "_trust", ExplodingTrust([]))
+
+    status, answer = await client.smn(client.signer.envelope("{}"))
+
+    assert (status, answer["error"]) == (500, "internal")
+    [line] = client.lines("ingest_error")
+    assert line["exc_info"] is True
+    async with client.http.get(client.base + "/livez") as live:
+        assert live.status == 200
