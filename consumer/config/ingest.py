@@ -15,8 +15,9 @@ __all__ = ["HUAWEI_CONFIRM_HOSTS", "IngestSettings", "MfsIngest", "SmnIngest", "
 
 #: Where SMN's ``subscribe_url`` points (INGRESS.md): the console and its regional hosts.
 HUAWEI_CONFIRM_HOSTS = ("console.huaweicloud.com", "*-console.huaweicloud.com")
-# A host name, or one whose first label is "*" or starts with "*-" (one label, no dots).
-_HOST_PATTERN = re.compile(r"^(\*|\*-)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+# A host name, optionally with a port; "*." stands for one label, "*-" for a prefix
+# without dots (the regional consoles: cn-north-4-console.huaweicloud.com).
+_HOST_PATTERN = re.compile(r"^(\*\.|\*-)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
 
 
 class SmnIngest(BaseModel):
@@ -42,7 +43,7 @@ class SmnIngest(BaseModel):
         for index, host in enumerate(lowered):
             if not _HOST_PATTERN.match(host):
                 raise ValueError(
-                    f"entry {index} is not a host name (a leading '*' or '*-' may stand "
+                    f"entry {index} is not a host name (a leading '*.' or '*-' may stand "
                     "for one label or a regional prefix)"
                 )
         return lowered

@@ -88,6 +88,19 @@ def test_a_confirm_host_that_is_no_host_name_is_refused(tmp_path: Path) -> None:
     assert "ingest.smn.confirm_hosts: entry 0 is not a host name" in message
 
 
+def test_confirm_hosts_take_names_ports_and_the_two_wildcards(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    hosts = '["Console.HuaweiCloud.com", "*-console.example.com", "*.example.org", "h:8443"]'
+    path.write_text(f"ingest: {{smn: {{confirm_hosts: {hosts}}}}}", encoding="utf-8")
+
+    assert load_settings(path).ingest.smn.confirm_hosts == (
+        "console.huaweicloud.com",
+        "*-console.example.com",
+        "*.example.org",
+        "h:8443",
+    )
+
+
 def test_tls_needs_both_certfile_and_keyfile(tmp_path: Path) -> None:
     cert = tmp_path / "cert.pem"
     cert.write_text("x", encoding="utf-8")
