@@ -1,4 +1,5 @@
-"""``cover-consumer``: run the daemon, check a config, operate the topics; dev commands.
+"""``cover-consumer``: run the daemon or the ingest, check a config, operate the topics;
+dev commands.
 
 The dev commands (``demo``, ``simulate-vod``) live in ``consumer.devtools`` and need the
 dev extra; they are found by import path when asked for, so the production commands
@@ -47,9 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             routes_for(settings)  # every route can match and every handler resolves
             sys.stdout.write(render_masked(settings, effective_routes(settings)))
             return ExitCode.OK
-        if args.command == "run":
+        if args.command in ("run", "ingest"):
             configure(settings.log, secret_values(settings))
-            return _run_daemon(settings)
+            return _run_daemon(settings) if args.command == "run" else _run_ingest(settings)
         # An operator command's report is its stdout; what the libraries log goes to stderr.
         configure(settings.log, secret_values(settings), stream=sys.stderr)
         return asyncio.run(_operate(args, settings))
@@ -88,6 +89,18 @@ def _run_daemon(settings: Settings) -> int:
         return ExitCode.FATAL
 
 
+def _run_ingest(settings: Settings) -> int:
+    from consumer.ingress import server
+
+    try:
+        return asyncio.run(server.run(settings))
+    except ConfigError:
+        raise
+    except Exception:
+        get_logger().exception("fatal_error")
+        return ExitCode.FATAL
+
+
 async def _operate(args: argparse.Namespace, settings: Settings) -> int:
     from consumer.redelivery import ops
 
@@ -114,6 +127,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("run", "run the daemon until SIGTERM/SIGINT"),
+        (
+            "ingest",
+            "serve POST /smn and /mfs: VOD's notifications to the Kafka topic, until SIGTERM",
+        ),
         ("check-config", "print the effective config (secrets masked); exit 2 if invalid"),
     ):
         _config_option(commands.add_parser(name, help=text, description=text))

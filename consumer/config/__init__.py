@@ -1,6 +1,7 @@
-"""The configuration: section models (``sections``, ``vod``) and how a file, secret files
-and the environment become one validated :class:`Settings` (``settings``)."""
+"""The configuration: section models (``sections``, ``vod``, ``ingest``) and how a file,
+secret files and the environment become one validated :class:`Settings` (``settings``)."""
 
+from consumer.config.ingest import IngestSettings
 from consumer.config.sections import (
     ConsumerSettings,
     DeadLetterSettings,
@@ -34,6 +35,7 @@ __all__ = [
     "CoverSettings",
     "DeadLetterSettings",
     "HttpSettings",
+    "IngestSettings",
     "KafkaSettings",
     "LogSettings",
     "MatchSpec",

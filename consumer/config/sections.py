@@ -30,6 +30,7 @@ __all__ = [
     "LogSettings",
     "MatchSpec",
     "Millis",
+    "Port",
     "RetrySettings",
     "RouteSpec",
     "Seconds",
@@ -58,6 +59,7 @@ Millis = Annotated[int, Field(gt=0), _Number]
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), _Number]
 Count = Annotated[int, Field(ge=1), _Number]
 Fraction = Annotated[float, Field(gt=0, le=1), _Number]
+Port = Annotated[int, Field(ge=0, le=65535), _Number]  # 0: any free port
 _NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
@@ -207,7 +209,7 @@ class HttpSettings(BaseModel):
 
     # All interfaces: probes and scrapes come from outside the pod.
     host: _NonEmpty = "0.0.0.0"
-    port: Annotated[int, Field(ge=0, le=65535), _Number] = 8080
+    port: Port = 8080
     # /livez fails when the consume loop made no progress for this long.
     liveness_timeout: Seconds = 60.0
 

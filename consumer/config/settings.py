@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from consumer.config.files import ENV_PREFIX, check_environment, check_secret_files, read_yaml
+from consumer.config.ingest import IngestSettings
 from consumer.config.sections import (
     REQUIRED_WITH,
     ConsumerSettings,
@@ -83,6 +84,7 @@ class Settings(BaseSettings):
     vod: VodSettings = Field(default_factory=VodSettings)
     covers: CoverSettings = Field(default_factory=CoverSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     # None means the built-in default routes, which live with the router.
     routes: list[RouteSpec] | None = None
 

@@ -14,8 +14,9 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-__all__ = ["EmbeddedBroker", "create_topic", "free_port", "wait_for_port"]
+__all__ = ["EmbeddedBroker", "create_topic", "fetch_all", "free_port", "wait_for_port"]
 
 
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
@@ -139,3 +140,31 @@ async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
         await admin.create_topics([NewTopic(name, partitions, 1)])
     finally:
         await admin.close()
+
+
+async def fetch_all(bootstrap: str, topic: str, quiet: float = 0.3) -> list[Any]:
+    """Every record of ``topic``, fetched until none comes for ``quiet`` seconds.
+
+    Not up to the end offsets (``consumer.kafka.reading``): Tansu 0.6 reports a partition's
+    end as the base offset of its last batch, so the tail of a batch of several records
+    (what a producer under concurrent sends writes) would be left out.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        while batch := await consumer.getmany(*tps, timeout_ms=int(quiet * 1000)):
+            for part in batch.values():
+                records.extend(part)
+        return records
+    finally:
+        await consumer.stop()

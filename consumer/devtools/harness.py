@@ -1,5 +1,5 @@
-"""``cover-consumer run`` as a child process, and its JSON lines read back: one harness for
-the tests, the demo and the benchmark.
+"""``cover-consumer run`` (or ``ingest``) as a child process, and its JSON lines read back:
+one harness for the tests, the demo and the benchmark.
 
 The child's environment is this one without ``COVER_CONSUMER*`` variables and with an
 empty secrets directory, so a developer's own settings never change a run; what a run
@@ -79,7 +79,8 @@ class JsonLines:
 
 
 class DaemonProcess:
-    """A ``cover-consumer run`` child process writing its lines (stdout and stderr) to ``out``."""
+    """A ``cover-consumer run`` (or ``command``, e.g. ``ingest``) child process writing its
+    lines (stdout and stderr) to ``out``."""
 
     #: Every daemon started, so a test that fails half-way cannot leave one running.
     started: ClassVar[list[DaemonProcess]] = []
@@ -90,16 +91,17 @@ class DaemonProcess:
         env: Mapping[str, str],
         config: Path | None = None,
         stderr: Path | None = None,
+        command: str = "run",
     ) -> None:
         self.out = out
-        command = [sys.executable, "-m", "consumer", "run"]
+        argv = [sys.executable, "-m", "consumer", command]
         if config is not None:
-            command += ["--config", str(config)]
+            argv += ["--config", str(config)]
         with out.open("wb") as stdout:
             err = stderr.open("wb") if stderr is not None else None
             try:
                 self.process = subprocess.Popen(
-                    command,
+                    argv,
                     cwd=_REPO,
                     env=dict(env),
                     stdout=stdout,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from consumer.errors import InvalidRecord, RecordError
-from consumer.events import Event, decode
+from consumer.events import Event, decode, decode_record
 from consumer.kafka.source import Record
 from consumer.redelivery.headers import unreadable
 
@@ -19,10 +19,12 @@ Payload = Event | RecordError
 
 def prepare(record: Record) -> tuple[str | None, Payload]:
     """``(asset id or None, payload)``; without an asset id the engine keys by record key."""
-    if record.headers and (why := unreadable(record.headers)) is not None:
+    headers = record.headers
+    if headers and (why := unreadable(headers)) is not None:
         return None, InvalidRecord(why)
     try:
-        event = decode(record.value)
+        # Headers may make it a CloudEvent in binary mode; most records have none.
+        event = decode_record(record.value, headers) if headers else decode(record.value)
     except RecordError as exc:
         return None, exc
     return event.asset_id, event

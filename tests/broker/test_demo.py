@@ -1,7 +1,9 @@
-"""``make demo`` end to end: the daemon on embedded defaults, the VOD simulator and a
-thousand sample events. The demo checks its own claims (every FAILED asset ends with a
-cover or a dead letter saying why, covered assets are left alone, the quota holds, every
-malformed record is dead-lettered, the daemon exits 0) and exits 1 when one fails."""
+"""``make demo`` end to end: the VOD simulator pushing a thousand signed notifications
+(SMN and MFS) through the ingest, the daemon on embedded defaults. The demo checks its
+own claims (every forwarded notification is on the topic once and no forged one, every
+FAILED asset ends with a cover or a dead letter saying why, covered assets are left alone,
+the quota holds, every malformed record is dead-lettered, both exit 0) and exits 1 when
+one fails."""
 
 from __future__ import annotations
 
@@ -31,3 +33,5 @@ def test_the_demo_runs_the_whole_loop_and_its_own_checks_pass() -> None:
     assert "regenerated" in run.stdout
     assert "dead letters:" in run.stdout
     assert "daemon exit code 0" in run.stdout
+    assert "\ningest: received " in run.stdout
+    assert "no forged notification reached the topic" in run.stdout

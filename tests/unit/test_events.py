@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 import pytest
 
 from consumer.errors import IgnoredRecord, InvalidRecord, RecordError
-from consumer.events import CoverComplete, OtherEvent, Snapshot, ThumbnailComplete, decode
+from consumer.events import (
+    CoverComplete,
+    OtherEvent,
+    Snapshot,
+    ThumbnailComplete,
+    decode,
+    decode_record,
+)
 from tests.fakes import cover_event, smn, thumbnail_event
 
 # The coverComplete example from the VOD docs, verbatim.
@@ -255,3 +263,160 @@ def test_one_megabyte_invalid_value_fails_cleanly_with_a_short_reason(value: byt
 
     assert isinstance(info.value, InvalidRecord)
     assert 0 < len(info.value.reason) <= 300
+
+
+# -- MFS envelopes -----------------------------------------------------------------------
+
+
+def mfs(inner: bytes, as_object: bool = False) -> bytes:
+    message: Any = json.loads(inner) if as_object else inner.decode()
+    return as_bytes({"message": message})
+
+
+@pytest.mark.parametrize("as_object", [False, True], ids=["string", "object"])
+def test_mfs_envelope_decodes_to_the_same_event_as_bare_json(as_object: bool) -> None:
+    assert decode(mfs(cover_event("a1"), as_object)) == decode(cover_event("a1"))
+
+
+def test_bad_field_inside_an_mfs_message_reason_starts_with_message_dot() -> None:
+    inner = json.loads(cover_event("a1"))
+    del inner["cover_info"]["asset_id"]
+
+    assert invalid_reason(mfs(as_bytes(inner))) == "message.cover_info.asset_id: Field required"
+
+
+def test_an_smn_envelope_inside_an_mfs_message_is_invalid() -> None:
+    assert invalid_reason(mfs(smn(cover_event("a1")))) == (
+        "message: an SMN envelope nested inside an MFS envelope"
+    )
+
+
+# -- CloudEvents -------------------------------------------------------------------------
+
+
+def cloudevent(data: Any, **attributes: Any) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": "ce-1",
+        "source": "/vod/cn-north-4",
+        "type": "com.huaweicloud.vod.coverComplete",
+        "datacontenttype": "application/json",
+        "data": data,
+        **attributes,
+    }
+
+
+def test_structured_cloudevent_decodes_to_the_event_in_its_data() -> None:
+    value = as_bytes(cloudevent(json.loads(cover_event("a1"))))
+
+    assert decode(value) == decode(cover_event("a1"))
+
+
+def test_eventgrid_batch_of_one_cloudevent_decodes_to_its_event() -> None:
+    value = as_bytes({"events": [cloudevent(json.loads(thumbnail_event("t1")))]})
+
+    assert decode(value) == decode(thumbnail_event("t1"))
+
+
+def test_eventgrid_batch_of_two_is_invalid_with_a_count() -> None:
+    event = cloudevent(json.loads(cover_event("a1")))
+
+    assert invalid_reason(as_bytes({"events": [event, event]})) == (
+        "events: 2 CloudEvents in one record; one expected"
+    )
+
+
+def test_cloudevent_data_may_be_a_json_string_or_base64() -> None:
+    text = cloudevent(cover_event("a1").decode())
+    encoded = cloudevent(None, data_base64=base64.b64encode(cover_event("a1")).decode())
+    del encoded["data"]
+
+    assert decode(as_bytes(text)) == decode(as_bytes(encoded)) == decode(cover_event("a1"))
+
+
+def test_cloudevent_may_carry_an_smn_envelope() -> None:
+    assert decode(as_bytes(cloudevent(smn(cover_event("a1")).decode()))) == decode(
+        cover_event("a1")
+    )
+
+
+def test_cloudevent_without_data_is_invalid() -> None:
+    event = cloudevent(None)
+    del event["data"]
+
+    assert invalid_reason(as_bytes(event)) == "data: CloudEvent without data"
+
+
+def test_cloudevent_of_another_spec_version_is_invalid() -> None:
+    value = as_bytes(cloudevent(json.loads(cover_event("a1")), specversion="0.3"))
+
+    assert invalid_reason(value) == "specversion: only CloudEvents 1.0 is read"
+
+
+def test_cloudevent_missing_a_required_attribute_names_it() -> None:
+    event = cloudevent(json.loads(cover_event("a1")))
+    del event["source"]
+
+    assert invalid_reason(as_bytes(event)) == "source: Field required"
+
+
+def test_bad_field_in_cloudevent_data_names_the_path_through_the_batch() -> None:
+    inner = json.loads(cover_event("a1"))
+    inner["cover_info"]["asset_id"] = 5
+
+    reason = invalid_reason(as_bytes({"events": [cloudevent(inner)]}))
+
+    assert reason.startswith("events.0.data.cover_info.asset_id:")
+
+
+BINARY_HEADERS = [
+    ("ce_specversion", b"1.0"),
+    ("ce_id", b"ce-1"),
+    ("ce_source", b"/vod/cn-north-4"),
+    ("ce_type", b"com.huaweicloud.vod.coverComplete"),
+    ("content-type", b"application/json"),
+]
+
+
+def test_binary_mode_cloudevent_decodes_its_value_as_the_event() -> None:
+    assert decode_record(cover_event("a1"), BINARY_HEADERS) == decode(cover_event("a1"))
+
+
+def test_binary_mode_of_another_spec_version_is_invalid() -> None:
+    headers = [("ce_specversion", b"0.3"), *BINARY_HEADERS[1:]]
+
+    with pytest.raises(InvalidRecord) as info:
+        decode_record(cover_event("a1"), headers)
+
+    assert info.value.reason.startswith("header ce_specversion:")
+
+
+def test_binary_mode_with_data_that_is_not_json_is_invalid() -> None:
+    headers = [*BINARY_HEADERS[:-1], ("content-type", b"application/xml")]
+
+    with pytest.raises(InvalidRecord) as info:
+        decode_record(b"<coverComplete/>", headers)
+
+    assert info.value.reason == "header content-type: application/xml is not JSON data"
+
+
+def test_structured_content_type_without_a_cloudevent_is_invalid() -> None:
+    headers = [("content-type", b"application/cloudevents+json; charset=utf-8")]
+
+    with pytest.raises(InvalidRecord) as info:
+        decode_record(cover_event("a1"), headers)
+
+    assert info.value.reason.startswith("specversion:")
+
+
+def test_structured_content_type_with_a_cloudevent_decodes() -> None:
+    headers = [("content-type", b"application/cloudevents+json")]
+    value = as_bytes(cloudevent(json.loads(cover_event("a1"))))
+
+    assert decode_record(value, headers) == decode(cover_event("a1"))
+
+
+def test_headers_unrelated_to_cloudevents_change_nothing() -> None:
+    headers = [("ingest-transport", b"smn"), ("traceparent", b"00-abc")]
+
+    assert decode_record(smn(cover_event("a1")), headers) == decode(cover_event("a1"))

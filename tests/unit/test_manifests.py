@@ -37,6 +37,7 @@ KUBERNETES_VERSION = "1.35.0"
 # API groups of custom resources: no schema in kubernetes-validate, checked by hand below.
 CRD_GROUPS = ("keda.sh", "monitoring.coreos.com")
 DEFAULT_HTTP_PORT = 8080
+DAEMON, INGEST = "cover-consumer", "cover-consumer-ingest"  # the two Deployments
 
 Manifest = dict[str, Any]
 
@@ -73,25 +74,28 @@ def _one(docs: tuple[Manifest, ...], kind: str, name: str | None = None) -> Mani
     return found[0]
 
 
-def _container(docs: tuple[Manifest, ...]) -> Manifest:
-    containers = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+def _container(docs: tuple[Manifest, ...], deployment: str = DAEMON) -> Manifest:
+    containers = _one(docs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     container: Manifest = containers[0]
     return container
 
 
-def _volume_at(docs: tuple[Manifest, ...], path: str) -> tuple[Manifest, Manifest]:
+def _volume_at(
+    docs: tuple[Manifest, ...], path: str, deployment: str = DAEMON
+) -> tuple[Manifest, Manifest]:
     """The mount at ``path`` in the container and the pod volume it mounts."""
-    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
-    mounts = [m for m in _container(docs).get("volumeMounts", []) if m["mountPath"] == path]
+    pod = _one(docs, "Deployment", deployment)["spec"]["template"]["spec"]
+    container = _container(docs, deployment)
+    mounts = [m for m in container.get("volumeMounts", []) if m["mountPath"] == path]
     assert len(mounts) == 1, f"nothing (or more than one thing) mounted at {path}"
     volumes = [v for v in pod["volumes"] if v["name"] == mounts[0]["name"]]
     assert len(volumes) == 1
     return mounts[0], volumes[0]
 
 
-def _config_path(docs: tuple[Manifest, ...]) -> str:
-    args: list[str] = _container(docs)["args"]
+def _config_path(docs: tuple[Manifest, ...], deployment: str = DAEMON) -> str:
+    args: list[str] = _container(docs, deployment)["args"]
     assert "--config" in args
     return args[args.index("--config") + 1]
 
@@ -114,12 +118,36 @@ def _http_port(settings: Settings) -> int:
     return int(getattr(http, "port", DEFAULT_HTTP_PORT))
 
 
+@pytest.fixture(params=[DAEMON, INGEST])
+def deployment(request: pytest.FixtureRequest) -> str:
+    """Each Deployment, for what both must get right (config, secrets, security)."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
 def settings(
     rendering: tuple[Manifest, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Settings:
     """What the daemon of this rendering would load: its ConfigMap, env and the example Secret."""
-    mount, volume = _volume_at(rendering, _config_path(rendering))
+    return _load(rendering, DAEMON, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def ingest_settings(
+    rendering: tuple[Manifest, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """What the ingest of this rendering would load."""
+    return _load(rendering, INGEST, tmp_path, monkeypatch)
+
+
+def _load(
+    rendering: tuple[Manifest, ...],
+    deployment: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Settings:
+    mount, volume = _volume_at(rendering, _config_path(rendering, deployment), deployment)
     configmap = _one(rendering, "ConfigMap", volume["configMap"]["name"])
     config = tmp_path / "consumer.yaml"
     config.write_text(configmap["data"][mount["subPath"]], encoding="utf-8")
@@ -131,7 +159,7 @@ def settings(
         if name.upper().startswith("COVER_CONSUMER"):
             monkeypatch.delenv(name)
     monkeypatch.setenv(SECRETS_DIR_ENV, str(secrets))
-    for env in _container(rendering).get("env", []):
+    for env in _container(rendering, deployment).get("env", []):
         if "value" in env:
             monkeypatch.setenv(env["name"], env["value"])
     return load_settings(config)
@@ -174,8 +202,10 @@ def test_base_configmap_is_config_file_verbatim() -> None:
     assert configmap["data"][mount["subPath"]] == CONFIG.read_text(encoding="utf-8")
 
 
-def test_config_mount_is_the_file_the_container_runs_with(rendering: tuple[Manifest, ...]) -> None:
-    mount, volume = _volume_at(rendering, _config_path(rendering))
+def test_config_mount_is_the_file_the_container_runs_with(
+    rendering: tuple[Manifest, ...], deployment: str
+) -> None:
+    mount, volume = _volume_at(rendering, _config_path(rendering, deployment), deployment)
     assert "configMap" in volume
     assert mount["subPath"] in _one(rendering, "ConfigMap", volume["configMap"]["name"])["data"]
 
@@ -261,30 +291,37 @@ def test_probe_targets_the_side_server(
 def test_grace_period_outlasts_the_shutdown_budget(
     rendering: tuple[Manifest, ...], settings: Settings
 ) -> None:
-    grace = _one(rendering, "Deployment")["spec"]["template"]["spec"]
+    grace = _one(rendering, "Deployment", DAEMON)["spec"]["template"]["spec"]
     assert grace["terminationGracePeriodSeconds"] > settings.consumer.shutdown_timeout
 
 
-def test_secrets_mount_at_the_apps_default_secrets_dir(rendering: tuple[Manifest, ...]) -> None:
-    mount, volume = _volume_at(rendering, DEFAULT_SECRETS_DIR)
+def test_secrets_mount_at_the_apps_default_secrets_dir(
+    rendering: tuple[Manifest, ...], deployment: str
+) -> None:
+    mount, volume = _volume_at(rendering, DEFAULT_SECRETS_DIR, deployment)
     assert volume["secret"]["secretName"] == _example_secret()["metadata"]["name"]
     assert "subPath" not in mount  # a subPath mount would hide keys added later
-    assert SECRETS_DIR_ENV not in {e["name"] for e in _container(rendering).get("env", [])}
+    env = _container(rendering, deployment).get("env", [])
+    assert SECRETS_DIR_ENV not in {e["name"] for e in env}
 
 
-def test_image_runs_as_the_pods_numeric_non_root_user(rendering: tuple[Manifest, ...]) -> None:
+def test_image_runs_as_the_pods_numeric_non_root_user(
+    rendering: tuple[Manifest, ...], deployment: str
+) -> None:
     users = [line.split()[1] for line in _final_stage() if line.startswith("USER ")]
     assert len(users) == 1
     uid = users[0].split(":")[0]
     assert uid.isdigit(), "a numeric UID lets Kubernetes verify runAsNonRoot"
     assert int(uid) != 0
-    pod = _one(rendering, "Deployment")["spec"]["template"]["spec"]
+    pod = _one(rendering, "Deployment", deployment)["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == int(uid)
 
 
-def test_pod_meets_the_restricted_security_profile(rendering: tuple[Manifest, ...]) -> None:
-    pod = _one(rendering, "Deployment")["spec"]["template"]["spec"]
-    ctx = _container(rendering)["securityContext"]
+def test_pod_meets_the_restricted_security_profile(
+    rendering: tuple[Manifest, ...], deployment: str
+) -> None:
+    pod = _one(rendering, "Deployment", deployment)["spec"]["template"]["spec"]
+    ctx = _container(rendering, deployment)["securityContext"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert ctx["allowPrivilegeEscalation"] is False
@@ -292,29 +329,36 @@ def test_pod_meets_the_restricted_security_profile(rendering: tuple[Manifest, ..
     assert ctx["capabilities"] == {"drop": ["ALL"]}
 
 
-def test_pod_gets_no_api_token(rendering: tuple[Manifest, ...]) -> None:
-    pod = _one(rendering, "Deployment")["spec"]["template"]["spec"]
+def test_pod_gets_no_api_token(rendering: tuple[Manifest, ...], deployment: str) -> None:
+    pod = _one(rendering, "Deployment", deployment)["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     account = _one(rendering, "ServiceAccount", pod["serviceAccountName"])
     assert account["automountServiceAccountToken"] is False
 
 
-def _pod_labels(docs: tuple[Manifest, ...]) -> dict[str, str]:
-    labels: dict[str, str] = _one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+def _pod_labels(docs: tuple[Manifest, ...], deployment: str = DAEMON) -> dict[str, str]:
+    template = _one(docs, "Deployment", deployment)["spec"]["template"]
+    labels: dict[str, str] = template["metadata"]["labels"]
     return labels
 
 
+def _selects(selector: dict[str, str], docs: tuple[Manifest, ...], deployment: str) -> bool:
+    return selector.items() <= _pod_labels(docs, deployment).items()
+
+
 def test_disruption_budget_evicts_one_pod_at_a_time(rendering: tuple[Manifest, ...]) -> None:
-    pdb = _one(rendering, "PodDisruptionBudget")["spec"]
-    assert pdb["selector"]["matchLabels"].items() <= _pod_labels(rendering).items()
+    pdb = _one(rendering, "PodDisruptionBudget", DAEMON)["spec"]
+    assert _selects(pdb["selector"]["matchLabels"], rendering, DAEMON)
+    assert not _selects(pdb["selector"]["matchLabels"], rendering, INGEST)
     assert pdb["maxUnavailable"] == 1
     # A not-ready pod (guard tripped) must not block a node drain.
     assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 def test_metrics_service_selects_the_pods(rendering: tuple[Manifest, ...]) -> None:
-    service = _one(rendering, "Service")["spec"]
-    assert service["selector"].items() <= _pod_labels(rendering).items()
+    service = _one(rendering, "Service", DAEMON)["spec"]
+    assert _selects(service["selector"], rendering, DAEMON)
+    assert not _selects(service["selector"], rendering, INGEST)
     assert [p["targetPort"] for p in service["ports"]] == ["http"]
 
 
@@ -350,19 +394,25 @@ def test_example_overlay_verifies_brokers_against_a_private_ca() -> None:
     assert key in _example_secret()["stringData"]
 
 
-def test_pod_monitor_scrapes_every_pod_on_the_metrics_port() -> None:
+@pytest.mark.parametrize(
+    ("deployment", "port"), [(DAEMON, "http"), (INGEST, "ingest")], ids=["daemon", "ingest"]
+)
+def test_a_pod_monitor_scrapes_every_pod_on_its_metrics_port(deployment: str, port: str) -> None:
     docs = _render("example")
-    monitor = _one(docs, "PodMonitor")["spec"]
-    assert monitor["selector"]["matchLabels"].items() <= _pod_labels(docs).items()
+    monitor = _one(docs, "PodMonitor", deployment)["spec"]
+    assert _selects(monitor["selector"]["matchLabels"], docs, deployment)
+    others = {DAEMON, INGEST} - {deployment}
+    assert not any(_selects(monitor["selector"]["matchLabels"], docs, o) for o in others)
     endpoints = monitor["podMetricsEndpoints"]
-    assert [(e["port"], e["path"]) for e in endpoints] == [("http", "/metrics")]
-    assert "http" in {p["name"] for p in _container(docs)["ports"]}
+    assert [(e["port"], e["path"]) for e in endpoints] == [(port, "/metrics")]
+    assert port in {p["name"] for p in _container(docs, deployment)["ports"]}
 
 
-def test_pods_scraped_by_the_pod_monitor_carry_no_scrape_annotations() -> None:
+@pytest.mark.parametrize("deployment", [DAEMON, INGEST])
+def test_pods_scraped_by_a_pod_monitor_carry_no_scrape_annotations(deployment: str) -> None:
     # Scraped twice, every sum() in the alerts would double.
-    docs = _render("example")
-    annotations = _one(docs, "Deployment")["spec"]["template"]["metadata"].get("annotations", {})
+    template = _one(_render("example"), "Deployment", deployment)["spec"]["template"]
+    annotations = template["metadata"].get("annotations", {})
     assert not [name for name in annotations if name.startswith("prometheus.io/")]
 
 
@@ -370,3 +420,110 @@ def test_grafana_dashboard_configmap_has_a_stable_name_and_the_sidecar_label() -
     dashboard = _one(_render("example"), "ConfigMap", "cover-consumer-dashboard")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["cover-consumer.json"])["uid"] == "cover-consumer"
+
+
+# --- the ingest ------------------------------------------------------------------------------
+
+
+def test_ingest_runs_the_ingest_command_on_the_daemons_config(
+    rendering: tuple[Manifest, ...],
+) -> None:
+    args = _container(rendering, INGEST)["args"]
+    assert args[0] == "ingest"
+    assert _config_path(rendering, INGEST) == _config_path(rendering, DAEMON)
+    _, ingest_volume = _volume_at(rendering, _config_path(rendering, INGEST), INGEST)
+    _, daemon_volume = _volume_at(rendering, _config_path(rendering, DAEMON), DAEMON)
+    assert ingest_volume == daemon_volume  # one ConfigMap: one config for both
+
+
+def test_ingest_port_is_the_configured_one(
+    rendering: tuple[Manifest, ...], ingest_settings: Settings
+) -> None:
+    ports = {p["name"]: p["containerPort"] for p in _container(rendering, INGEST)["ports"]}
+    assert ports == {"ingest": ingest_settings.ingest.port}
+
+
+def test_effective_ingest_config_is_valid_with_the_example_secret(
+    ingest_settings: Settings,
+) -> None:
+    assert ingest_settings.ingest.mfs.key is not None  # ingest__mfs__key of the Secret
+
+
+@pytest.mark.parametrize(
+    ("probe", "path"),
+    [("startupProbe", "/livez"), ("livenessProbe", "/livez"), ("readinessProbe", "/readyz")],
+)
+def test_ingest_probes_target_its_port(
+    rendering: tuple[Manifest, ...], probe: str, path: str
+) -> None:
+    get = _container(rendering, INGEST)[probe]["httpGet"]
+    assert (get["path"], get["port"]) == (path, "ingest")
+
+
+def test_ingest_runs_two_replicas_and_no_keda(rendering: tuple[Manifest, ...]) -> None:
+    spec = _one(rendering, "Deployment", INGEST)["spec"]
+    scaled = {o["spec"]["scaleTargetRef"]["name"] for o in _of_kind(rendering, "ScaledObject")}
+    hpas = [
+        h
+        for h in _of_kind(rendering, "HorizontalPodAutoscaler")
+        if h["spec"]["scaleTargetRef"]["name"] == INGEST
+    ]
+    assert INGEST not in scaled
+    if hpas:  # the autoscaler owns the count, never below two
+        assert "replicas" not in spec
+        assert all(h["spec"]["minReplicas"] >= 2 for h in hpas)
+    else:
+        assert spec["replicas"] == 2
+
+
+def test_base_ingest_runs_two_replicas() -> None:
+    assert _one(_render("base"), "Deployment", INGEST)["spec"]["replicas"] == 2
+
+
+def test_ingest_grace_period_outlasts_pre_stop_and_its_shutdown_budget(
+    rendering: tuple[Manifest, ...], ingest_settings: Settings
+) -> None:
+    pod = _one(rendering, "Deployment", INGEST)["spec"]["template"]["spec"]
+    pre_stop = _container(rendering, INGEST)["lifecycle"]["preStop"]["sleep"]["seconds"]
+    budget = pre_stop + ingest_settings.ingest.shutdown_timeout
+    assert pod["terminationGracePeriodSeconds"] > budget
+
+
+def test_ingest_service_and_budget_select_only_ingest_pods(
+    rendering: tuple[Manifest, ...],
+) -> None:
+    service = _one(rendering, "Service", INGEST)["spec"]
+    pdb = _one(rendering, "PodDisruptionBudget", INGEST)["spec"]
+    for selector in (service["selector"], pdb["selector"]["matchLabels"]):
+        assert _selects(selector, rendering, INGEST)
+        assert not _selects(selector, rendering, DAEMON)
+    assert [p["targetPort"] for p in service["ports"]] == ["ingest"]
+    assert pdb["minAvailable"] == 1
+
+
+def test_example_ingress_routes_only_the_notification_paths_over_tls() -> None:
+    docs = _render("example")
+    ingress = _one(docs, "Ingress", INGEST)["spec"]
+    [rule] = ingress["rules"]
+    routed = {
+        (
+            p["path"],
+            p["pathType"],
+            p["backend"]["service"]["name"],
+            p["backend"]["service"]["port"]["name"],
+        )
+        for p in rule["http"]["paths"]
+    }
+    assert routed == {("/smn", "Exact", INGEST, "ingest"), ("/mfs", "Exact", INGEST, "ingest")}
+    assert [rule["host"]] == ingress["tls"][0]["hosts"]
+    assert ingress["tls"][0]["secretName"]
+
+
+def test_example_ingest_takes_its_projects_smn_topic_behind_its_ingress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An empty list takes any topic SMN signs; a deployment names its own.
+    ingest = _load(_render("example"), INGEST, tmp_path, monkeypatch).ingest
+    assert len(ingest.smn.topic_urns) == 1
+    assert ingest.smn.topic_urns[0].startswith("urn:smn:")
+    assert ingest.trust_forwarded_for  # the source is what ingress-nginx appends

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+import consumer.ingress.metrics
 import consumer.metrics
 import consumer.service.daemon
 from consumer.config import load_settings

@@ -12,8 +12,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from consumer.devtools.broker import free_port, wait_for_port
+from consumer.ingress.certs import load_pinned
+from consumer.ingress.smn import parse, verify
 from consumer.vod.client import VodClient
 from consumer.vod.errors import VodSystemicError
 from consumer.vod.models import AssetDetail
@@ -90,3 +94,42 @@ def test_the_simulator_process_spells_gateway_codes_as_asked() -> None:
         process.wait(timeout=10)
 
     assert caught.value.error_code == "APIGW.0301"
+
+
+def test_a_simulator_process_pushes_its_seeded_assets_signed_to_a_url(tmp_path: Path) -> None:
+    seed = tmp_path / "assets.json"
+    seed.write_text(json.dumps([{"asset_id": "a1", "cover": "https://cdn.example/c.jpg"}]))
+    cert = tmp_path / "smn.pem"
+    got: list[tuple[dict[str, str], dict[str, str]]] = []
+
+    async def scenario() -> None:
+        async def receive(request: web.Request) -> web.Response:
+            got.append((json.loads(await request.read()), dict(request.headers)))
+            return web.Response(status=503 if len(got) == 1 else 200)  # one retry
+
+        app = web.Application()
+        app.router.add_post("/smn", receive)
+        async with TestServer(app, host="127.0.0.1") as server:
+            process = await asyncio.create_subprocess_exec(
+                *[sys.executable, "-m", "consumer", "simulate-vod", "--port", str(free_port())],
+                *["--seed", str(seed), "--announce-seeded", "--smn-cert-out", str(cert)],
+                *["--notify-url", str(server.make_url("")), "--notify-retry-delays", "0.1"],
+                cwd=REPO,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                for _ in range(200):
+                    if len(got) >= 2:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                process.send_signal(signal.SIGTERM)
+                await process.wait()
+
+    asyncio.run(scenario())
+
+    [(first, headers), (again, _)] = got
+    assert first == again  # SMN tries the same message again after a 5xx
+    message = parse(first, headers["X-SMN-MESSAGE-TYPE"])
+    assert json.loads(message.fields["message"])["cover_info"]["status"] == "SUCCEED"
+    assert verify(message, [pinned.key for pinned in load_pinned([cert])])

@@ -9,7 +9,9 @@ is a quick run. Scenarios, each on its own freshly produced topic:
 2. the daemon with the built-in ``log`` handler: its cost per record over that ceiling;
 3. the daemon with a 100 ms handler and 256 records in flight: whether waiting handlers
    overlap as configured (ideal 256 / 0.1 s = 2,560 records/s);
-4. the daemon draining a large backlog: whether its memory stays flat.
+4. the daemon draining a large backlog: whether its memory stays flat;
+5. the ingest (``cover-consumer ingest``): signed SMN notifications/s to acknowledged
+   records, and the p99 answer time at a fixed rate (goal: under 100 ms at 500/s).
 
 The daemon always runs as a real ``cover-consumer run`` process with its outcome lines in a
 file, so the numbers include JSON logging. Its rates are taken from the first to the last
@@ -33,6 +35,7 @@ from pathlib import Path
 from consumer.devtools.bench.bare import bare_consume, outcome_logger, parse
 from consumer.devtools.bench.common import MIB, Bench, BenchError, DaemonRun, say
 from consumer.devtools.bench.daemon import run_daemon
+from consumer.devtools.bench.ingest import GOAL_P99_MS, IngestRun, run_ingest
 from consumer.devtools.bench.produce import asset_ids, produce
 from consumer.devtools.broker import EmbeddedBroker
 
@@ -62,6 +65,12 @@ class Results:
     backlog_records: int
 
 
+@dataclass(frozen=True)
+class Measured:
+    daemon: Results | None
+    ingest: IngestRun | None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
@@ -69,11 +78,18 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tmp)
             with EmbeddedBroker(log_file=work / "broker.log") as bootstrap:
                 bench = Bench(bootstrap, work)
-                results = _run_scenarios(bench, args)
+                measured = Measured(
+                    _run_scenarios(bench, args) if args.only in ("all", "daemon") else None,
+                    run_ingest(
+                        bench, args.ingest_notifications, args.ingest_rate, args.ingest_seconds
+                    )
+                    if args.only in ("all", "ingest")
+                    else None,
+                )
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
-    print(_table(results))
+    print(_table(measured))
     for problem in bench.problems:
         print(f"VERIFY FAILED {problem}")
     return 1 if bench.problems else 0
@@ -93,6 +109,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat", type=_positive, default=3, help="baseline/daemon pairs; medians are compared"
     )
+    parser.add_argument(
+        "--only", choices=["all", "daemon", "ingest"], default="all", help="which rows to run"
+    )
+    parser.add_argument(
+        "--ingest-notifications",
+        type=_positive,
+        default=5_000,
+        help="signed notifications for the ingest's throughput",
+    )
+    parser.add_argument(
+        "--ingest-rate", type=_positive, default=500, help="notifications/s for the p99"
+    )
+    parser.add_argument("--ingest-seconds", type=_positive, default=10, help="seconds at that rate")
     return parser.parse_args(argv)
 
 
@@ -157,12 +186,30 @@ def _backlog(bench: Bench, rng: random.Random, assets: list[str], records: int) 
 # -- report ----------------------------------------------------------------------------------
 
 
-def _table(results: Results) -> str:
+def _table(measured: Measured) -> str:
+    rows = [f"{'scenario':<36}{'events/s':>9}   vs"]
+    if measured.daemon is not None:
+        rows += _daemon_rows(measured.daemon)
+    if measured.ingest is not None:
+        rows += _ingest_rows(measured.ingest)
+    return "\n".join(rows)
+
+
+def _ingest_rows(run: IngestRun) -> list[str]:
+    return [
+        f"{'ingest, signed SMN -> acked record':<36}{run.rate:>9,.0f}   notifications/s, "
+        f"{run.cpu_share:.2f} of a core",
+        f"{f'ingest p99 answer at {run.offered:,.0f}/s':<36}{run.p99_ms:>6.1f} ms"
+        f"  (p50 {run.p50_ms:.1f}, max {run.max_ms:.0f}; {run.achieved:,.0f}/s answered;"
+        f" goal < {GOAL_P99_MS:.0f} ms){_verdict(run.p99_ms < GOAL_P99_MS)}",
+    ]
+
+
+def _daemon_rows(results: Results) -> list[str]:
     daemon, sleep, backlog = results.daemon, results.sleep, results.backlog
     ratio = daemon.rate / results.baseline
     fraction = sleep.rate / SLEEP_IDEAL_RATE
-    rows = [
-        f"{'scenario':<36}{'events/s':>9}   vs",
+    return [
         f"{'bare aiokafka + json.loads':<36}{results.baseline:>9,.0f}   1.00",
         f"{'bare + decode + outcome line':<36}{results.floor:>9,.0f}   "
         f"{results.floor / results.baseline:.2f}  (floor: the required per-record work alone)",
@@ -175,7 +222,6 @@ def _table(results: Results) -> str:
         f"{backlog.peak_rss / MIB:>5.0f} MiB (after 10%: {backlog.early_rss / MIB:.0f} MiB;"
         f" drained at {backlog.rate:,.0f} events/s)",
     ]
-    return "\n".join(rows)
 
 
 def _verdict(met: bool) -> str:

@@ -1,69 +1,105 @@
-"""The simulator's side of the demo: like VOD, it announces every finished snapshot task
-on the topic, and tells how each asset got its cover."""
+"""The simulator's side of the demo: VOD's notifications pushed to the ingest (the seeded
+ones, and what a hostile world adds: forgeries, redeliveries, subscription confirmations),
+what came back, and how each asset got its cover."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 from collections import Counter
-from typing import Any
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 
-from consumer.testing.vodsim import TaskDone
+from consumer.devtools.demo.seed import FORGED_MFS, FORGED_SMN, REDELIVERED_SMN, Plan
+from consumer.devtools.simulator.app import SUBSCRIBE_PATH
+from consumer.devtools.simulator.notify import Pusher, mfs_callback
 
-__all__ = ["Publisher", "cover_origin"]
+__all__ = ["Pushed", "cover_origin", "push_seed"]
 
-
-class Publisher:
-    """``on_task_done``: announce a finished snapshot task on the topic, as VOD does."""
-
-    def __init__(self, producer: Any, topic: str) -> None:
-        self._producer = producer
-        self._topic = topic
-        self.sent: Counter[str] = Counter()
-        self.busy = 0
-
-    async def __call__(self, done: TaskDone) -> None:
-        self.busy += 1  # before the first await: the task is no longer "running"
-        try:
-            for kind, body in _task_events(done):
-                value = json.dumps(body).encode()
-                await self._producer.send_and_wait(self._topic, value, key=done.asset_id.encode())
-                self.sent[kind] += 1
-        finally:
-            self.busy -= 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.sent.values())
+SENDERS = 20  # notifications in flight at once, as several VOD workers would send them
+FORGED_KEY = b"a key VOD never had"
 
 
-def _task_events(done: TaskDone) -> list[tuple[str, dict[str, Any]]]:
-    info: dict[str, Any] = {
-        "asset_id": done.asset_id,
-        "task_id": done.task_id,
-        "status": "SUCCEED" if done.succeeded else "FAILED",
-    }
-    if not done.succeeded:
-        info |= {"error_code": done.error_code, "error_msg": done.error_msg}
-    for snap in done.snapshots:
-        kind = _snapshot_kind(snap.url)
-        info.setdefault(kind, []).append(snap.model_dump())
-    events = [("thumbnailComplete", {"event_type": "thumbnailComplete", "thumbnail_info": info})]
-    if done.succeeded and done.cover_url:
-        cover = {
-            "asset_id": done.asset_id,
-            "status": "SUCCEED",
-            "cover_type": "HEAD_FRAME_COVER",
-            "cover_urls": [{"offset": 0, "url": done.cover_url}],
+@dataclass
+class Pushed:
+    """What the demo pushed to the ingest and what came back."""
+
+    #: Final HTTP status by what was pushed: genuine, forged, redelivered, confirmation...
+    answers: Counter[tuple[str, int]] = field(default_factory=Counter)
+    forged_ids: set[str] = field(default_factory=set)  # as the ingest would name them
+    smn: int = 0
+    mfs: int = 0
+
+    def count(self, what: str) -> int:
+        return sum(n for (kind, _), n in self.answers.items() if kind == what)
+
+    def unexpected(self) -> list[str]:
+        """Answers other than planned: genuine ones 200, forged ones and the confirmation
+        on a host the ingest must not call 403."""
+        wanted = {
+            "genuine": 200,
+            "redelivered": 200,
+            "confirmation": 200,
+            "forged": 403,
+            "confirmation elsewhere": 403,
         }
-        events.append(("coverComplete", {"event_type": "coverComplete", "cover_info": cover}))
-    return events
+        return [
+            f"{what}: {status} x{n}"
+            for (what, status), n in sorted(self.answers.items())
+            if wanted.get(what) != status
+        ]
 
 
-def _snapshot_kind(url: str) -> str:
-    for kind in ("sample", "dots", "quantity"):
-        if f"/snapshot/{kind}/" in url:
-            return kind
-    return "dots"
+async def push_seed(pusher: Pusher, plan: Plan, simulator_url: str) -> Pushed:
+    """Push every planned notification, the forgeries, the redeliveries and two subscription
+    confirmations (one on the simulator, which the ingest may call; one elsewhere), with
+    ``SENDERS`` in flight at once."""
+    signer = pusher.signer
+    assert signer is not None
+    pushed = Pushed()
+    gate = asyncio.Semaphore(SENDERS)
+
+    async def send(what: str, push: Awaitable[int]) -> None:
+        async with gate:
+            pushed.answers[what, await push] += 1
+
+    jobs = []
+    redelivered: list[dict[str, str]] = []
+    for item in plan.pushes:
+        if item.transport == "smn":
+            envelope = signer.envelope(json.dumps(item.event))
+            if len(redelivered) < REDELIVERED_SMN:
+                redelivered.append(envelope)
+            jobs.append(send("genuine", pusher.send_smn(envelope)))
+            pushed.smn += 1
+        else:
+            jobs.append(send("genuine", pusher.mfs(item.event)))
+            pushed.mfs += 1
+    for item in plan.pushes[:FORGED_SMN]:
+        envelope = signer.envelope(json.dumps(item.event))
+        envelope["message"] = envelope["message"].replace('"SUCCEED"', '"FAILED"') + " "
+        pushed.forged_ids.add(envelope["message_id"])
+        jobs.append(send("forged", pusher.send_smn(envelope)))
+    for n, item in enumerate(plan.pushes[:FORGED_MFS]):
+        event = {**item.event, "forged": n}  # not a body VOD sent: its own delivery id
+        body, _ = mfs_callback(event, FORGED_KEY)
+        pushed.forged_ids.add(f"sha256:{hashlib.sha256(body).hexdigest()[:32]}")
+        jobs.append(send("forged", pusher.mfs(event, key=FORGED_KEY)))
+    await asyncio.gather(*jobs)
+    # SMN delivers at least once: some messages come again, after their first answer.
+    await asyncio.gather(*(send("redelivered", pusher.send_smn(e)) for e in redelivered))
+    for what, url in (
+        ("confirmation", f"{simulator_url}{SUBSCRIBE_PATH}?token=demo-subscription"),
+        ("confirmation elsewhere", "https://subscribe.example.net/confirm?token=stolen"),
+    ):
+        invited = signer.envelope(
+            "You are invited to subscribe to topic vod-events.",
+            kind="SubscriptionConfirmation",
+            subscribe_url=url,
+        )
+        await send(what, pusher.send_smn(invited))
+    return pushed
 
 
 def cover_origin(source: str | None) -> str:

@@ -1,54 +1,29 @@
-"""What the demo prints at the end: where every record went, and its checks of its own
-claims (each printed ok or FAIL; the demo exits 1 when one fails)."""
+"""What the demo prints at the end: what the ingest took and refused, where every record
+went, and its checks of its own claims (each printed ok or FAIL; the demo exits 1 when
+one fails)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
-from consumer.devtools.demo.announce import Publisher, cover_origin
+from consumer.devtools.demo.announce import Pushed, cover_origin
+from consumer.devtools.demo.cost import duplicate_head_frames, print_cost
+from consumer.devtools.demo.follow import IngestLog, Progress
 from consumer.devtools.demo.picture import print_flow, print_samples
 from consumer.devtools.demo.seed import Plan
-from consumer.devtools.harness import JsonLines
+from consumer.devtools.simulator.notify import TaskAnnouncer
 from consumer.errors import RecordError
 from consumer.events import decode
 from consumer.redelivery import headers as h
 from consumer.redelivery.topology import Topology
 from consumer.testing.vodsim import Quotas, SimState
 
-__all__ = ["Progress", "Report"]
+__all__ = ["Report"]
 
 MAX_THROTTLED = 5  # "a handful": the daemon paces itself to the quota
-FINAL = frozenset({"done", "skipped", "dead_lettered"})
 _OUTCOMES = ("done", "skipped", "retried", "dead_lettered")
 _HANDLERS = ("log", "regenerate_head_frame", "fallback_cover", "fallback_on_thumbnails")
-
-
-class Progress:
-    """The daemon's lines as they come: outcome lines, final ones counted, the rest tallied."""
-
-    def __init__(self, log: JsonLines) -> None:
-        self._log = log
-        self.outcomes: list[dict[str, Any]] = []
-        self.events: Counter[str] = Counter()
-        self.notable: list[dict[str, Any]] = []  # warnings and worse
-        self.finals = 0
-        self.side_port: int | None = None  # where the daemon serves /metrics
-
-    def poll(self) -> None:
-        for line in self._log.poll():
-            name = str(line.get("event"))
-            self.events[name] += 1
-            if name == "record_processed":
-                self.outcomes.append(line)
-                self.finals += line.get("outcome") in FINAL
-            elif name == "side_server_listening":
-                self.side_port = int(line["port"])
-            elif line.get("level") in ("warning", "error", "critical"):
-                self.notable.append(line)
-
-    def count(self, outcome: str) -> int:
-        return sum(1 for line in self.outcomes if line.get("outcome") == outcome)
 
 
 def _short(reason: str) -> str:
@@ -68,26 +43,37 @@ class Report:
         self,
         plan: Plan,
         state: SimState,
-        publisher: Publisher,
+        announcer: TaskAnnouncer,
         log: Progress,
         letters: list[Any],
         topology: Topology,
         quotas: Quotas,
         code: int,
         settled: bool,
-        leaked: bool,
     ) -> None:
-        self.plan, self.state, self.publisher, self.log = plan, state, publisher, log
+        self.plan, self.state, self.announcer, self.log = plan, state, announcer, log
         self.letters, self.topology, self.code, self.settled = letters, topology, code, settled
         self.quotas = quotas
-        self.leaked = leaked
         self.reasons = {id(r): h.header(r.headers, h.REASON) or "" for r in letters}
         self.letter_assets: dict[str, list[str]] = {}
         for record in letters:
             asset = _letter_asset(record)
             if asset is not None:
                 self.letter_assets.setdefault(asset, []).append(self.reasons[id(record)])
-        self.expected = len(plan.events) + publisher.total
+
+    def with_ingest(
+        self,
+        ingest: IngestLog,
+        pushed: Pushed,
+        records: list[Any],
+        code: int,
+        leaked: bool,
+    ) -> None:
+        """What the ingest did, what was pushed to it, the main topic's records in the end."""
+        self.ingest, self.pushed, self.ingest_code, self.leaked = ingest, pushed, code, leaked
+        self.records = records
+        self.on_topic = Counter(h.header(r.headers, "ingest-message-id") for r in records)
+        self.expected = ingest.forwarded + len(self.plan.direct)
 
     def ending(self, asset: str) -> str:
         sim = self.state.assets[asset]
@@ -100,11 +86,11 @@ class Report:
     def print_summary(self, processing: float, elapsed: float) -> None:
         plan, state, log = self.plan, self.state, self.log
         print("\n=== what happened ===")
-        published = ", ".join(f"{kind} {n}" for kind, n in sorted(self.publisher.sent.items()))
+        self.ingest.print_summary(self.pushed, self.announcer)
         print(
-            f"\nrecords: {len(plan.events)} seeded + {self.publisher.total} announced by the "
-            f"simulator ({published or 'none'}); {log.finals} of {self.expected} have their "
-            f"final outcome; {log.count('retried')} trips to a retry tier on the way"
+            f"\nrecords on the topic: {self.ingest.forwarded} forwarded by the ingest + "
+            f"{len(plan.direct)} written straight to it; {log.finals} of {self.expected} have "
+            f"their final outcome; {log.count('retried')} trips to a retry tier on the way"
         )
 
         print("\noutcome lines per handler ('retried': to a retry tier, it comes back):")
@@ -115,7 +101,7 @@ class Report:
             if any(table[handler, o] for o in _OUTCOMES):
                 row = "".join(f"{table[handler, o]:>15}" for o in _OUTCOMES)
                 print(f"  {handler:<24}{row}")
-        print("  ('-': no handler ran: malformed, no route, or SMN confirmation)")
+        print("  ('-': no handler ran: malformed, or no route)")
         print_flow(log.outcomes, self.topology, len(self.letters))
         print_samples(log.outcomes)
 
@@ -139,7 +125,7 @@ class Report:
             f"fallback {noted['fallback']} (a cover set by a requested snapshot task is "
             "seen as 'cover present' on the next check)"
         )
-        self._print_cost(verified)
+        print_cost(self.plan, self.state, self.log.outcomes, verified)
 
         touched = self._touched_covered()
         looked = {
@@ -184,46 +170,6 @@ class Report:
             f"\nelapsed: {elapsed:.1f} s in all, {processing:.1f} s from starting the daemon "
             f"to the last outcome; daemon exit code {self.code}"
         )
-
-    def _print_cost(self, verified: list[dict[str, Any]]) -> None:
-        """What remediation cost, per asset that got a cover, from the outcome lines: each
-        final line carries its record's VOD calls so far."""
-        plan, state = self.plan, self.state
-        remediated = [a for a in plan.failed if state.assets[a].cover_url is not None]
-        finals: dict[str, dict[str, int]] = {}
-        for line in self.log.outcomes:
-            asset = line.get("asset_id")
-            if asset in plan.failed and line.get("outcome") in FINAL:
-                cost = finals.setdefault(asset, {"q": 0, "w": 0, "t": 0})
-                cost["q"] += line.get("vod_queries", 0)
-                cost["w"] += line.get("vod_writes", 0)
-                cost["t"] += line.get("vod_billed_tasks", 0)
-        costs = [finals.get(asset, {"q": 0, "w": 0, "t": 0}) for asset in remediated]
-        duplicates = self._duplicate_head_frames()
-        times = sorted(float(line["verified_after_s"]) for line in verified)
-        if not remediated:
-            return
-        print(
-            f"  per remediated asset ({len(remediated)}): VOD queries "
-            f"{sum(c['q'] for c in costs) / len(costs):.1f}, writes "
-            f"{sum(c['w'] for c in costs) / len(costs):.1f}, billed snapshot tasks "
-            f"{sum(c['t'] for c in costs) / len(costs):.2f} (at most 1 per regeneration; "
-            f"{duplicates} duplicate head-frame tasks, {state.count('create_process_task', 'lost')}"
-            f" task answers lost on the way)"
-        )
-        if times:
-            p50, p99 = times[len(times) // 2], times[min(len(times) - 1, len(times) * 99 // 100)]
-            print(f"  time from the event to a verified cover: p50 {p50:.1f} s, p99 {p99:.1f} s")
-
-    def _duplicate_head_frames(self) -> int:
-        """Head-frame tasks beyond one per asset: a regeneration paid for twice."""
-        head_frames = Counter(
-            asset
-            for asset in self.plan.failed
-            for task in self.state.assets[asset].tasks
-            if task["thumbnail_para"].get("dots") == [0]
-        )
-        return sum(count - 1 for count in head_frames.values() if count > 1)
 
     def _touched_covered(self) -> list[str]:
         return [
@@ -282,12 +228,17 @@ class Report:
                 f"{': ' + '; '.join(stray[:3]) if stray else ''})",
             ),
             (
-                self._duplicate_head_frames() == 0,
+                duplicate_head_frames(self.plan, self.state) == 0,
                 f"no regeneration paid for twice, lost answers included "
-                f"({self._duplicate_head_frames()} duplicate head-frame tasks)",
+                f"({duplicate_head_frames(self.plan, self.state)} duplicate head-frame tasks)",
             ),
-            (not self.leaked, "the VOD secret key appears nowhere in the daemon's output"),
+            (
+                not self.leaked,
+                "the VOD secret key and the MFS key appear nowhere in the daemon's or the "
+                "ingest's output",
+            ),
             (self.code == 0, f"the daemon exited {self.code} on SIGTERM (0 expected)"),
+            *self.ingest.checks(self.pushed, self.on_topic, self.ingest_code),
         ]
         print("\nchecks:")
         for ok, text in checks:

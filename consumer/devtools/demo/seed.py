@@ -1,11 +1,14 @@
 """The demo's seed: about 600 assets in the simulator and a thousand events about them,
-shaped like VOD's traffic (duplicates, SMN envelopes, unknown types, malformed records)."""
+shaped like VOD's traffic (duplicates, unknown types), each to be pushed to the ingest as
+VOD would (a signed SMN push or an MFS callback), with what a hostile or broken world adds:
+forged notifications, SMN redeliveries, subscription confirmations (one on a host the
+ingest must not call), and records a broken bridge wrote straight to the topic
+(malformed ones, and CloudEvents in their three shapes)."""
 
 from __future__ import annotations
 
 import json
 import random
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,7 +16,7 @@ from typing import Any
 
 from consumer.testing.vodsim import SimState
 
-__all__ = ["SAMPLES", "Plan", "seed_assets"]
+__all__ = ["FORGED_MFS", "FORGED_SMN", "REDELIVERED_SMN", "SAMPLES", "Plan", "Push", "seed_assets"]
 
 # The seeded mix: assets by kind, then the extra events about them.
 OK_ASSETS = 430  # covered by VOD, one coverComplete SUCCEED each
@@ -25,28 +28,51 @@ FAILED_DUPLICATES = 30
 THUMBNAILS_SUCCEED = 50  # for covered assets with snapshots: nothing to do
 THUMBNAILS_FAILED = 10
 OTHER_EVENTS = 40  # transcodeComplete: no route
-SMN_CONFIRMATIONS = 6
-SMN_SHARE = 0.12  # cover events arriving in an SMN envelope
+SMN_SHARE = 0.5  # pushed by SMN (signed); the rest by MFS (HMAC)
+FORGED_SMN = 15  # a signed message altered after signing
+FORGED_MFS = 10  # an MFS callback signed with another key
+REDELIVERED_SMN = 20  # SMN delivers at least once: the same message again
+CLOUDEVENTS = 12  # coverComplete SUCCEED again, as CloudEvents written to the topic
 SAMPLES = (0, 10, 20, 30)  # seconds; 0 is too early to be a cover (min_offset_seconds)
+
+
+@dataclass(frozen=True)
+class Push:
+    """One notification for the ingest: its kind, how (``smn``/``mfs``), the VOD event."""
+
+    kind: str
+    transport: str
+    event: dict[str, Any]
 
 
 @dataclass
 class Plan:
-    """What was seeded: the records to produce and what the checks need to know."""
+    """What was seeded: the notifications to push, the records to write straight to the
+    topic, and what the checks need to know."""
 
-    events: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    pushes: list[Push] = field(default_factory=list)
+    direct: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = field(
+        default_factory=list
+    )  # (key, value, headers)
     mix: Counter[str] = field(default_factory=Counter)
-    in_smn: Counter[str] = field(default_factory=Counter)  # of ``mix``, in an SMN envelope
+    via: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, transport)
     covered: dict[str, str] = field(default_factory=dict)  # asset -> its cover URL at start
     failed_covered: set[str] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)  # uncovered FAILED asset -> kind
     malformed: list[bytes] = field(default_factory=list)
 
-    def add(self, kind: str, key: str | None, body: Any, smn: bool = False) -> None:
-        value = json.dumps(_smn(json.dumps(body)) if smn else body).encode()
-        self.events.append((key.encode() if key else None, value))
+    def add(self, kind: str, body: dict[str, Any], smn: bool) -> None:
+        transport = "smn" if smn else "mfs"
+        self.pushes.append(Push(kind, transport, body))
         self.mix[kind] += 1
-        self.in_smn[kind] += smn
+        self.via[kind, transport] += 1
+
+    def write(
+        self, kind: str, key: str | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self.direct.append((key.encode() if key else None, value, headers))
+        self.mix[kind] += 1
+        self.via[kind, "topic"] += 1
 
 
 def seed_assets(state: SimState, seed: int = 7) -> Plan:
@@ -71,7 +97,7 @@ def seed_assets(state: SimState, seed: int = 7) -> Plan:
 
     def cover(asset: str, status: str) -> None:
         smn = rng.random() < SMN_SHARE
-        plan.add(f"coverComplete {status}", asset, _cover_event(state, asset, status), smn)
+        plan.add(f"coverComplete {status}", _cover_event(state, asset, status), smn)
 
     for asset in ok:
         cover(asset, "SUCCEED")
@@ -84,27 +110,40 @@ def seed_assets(state: SimState, seed: int = 7) -> Plan:
         cover(asset, "FAILED")
     with_samples = [a for a in ok if state.assets[a].snapshot_urls()]
     for asset in rng.sample(with_samples, THUMBNAILS_SUCCEED):
-        plan.add("thumbnailComplete", asset, _thumbnail_event(state, asset))
+        plan.add("thumbnailComplete", _thumbnail_event(state, asset), rng.random() < SMN_SHARE)
     for asset in rng.sample(ok, THUMBNAILS_FAILED):
-        plan.add("thumbnailComplete", asset, _thumbnail_event(state, asset, failed=True))
+        event = _thumbnail_event(state, asset, failed=True)
+        plan.add("thumbnailComplete", event, rng.random() < SMN_SHARE)
     for asset in rng.sample(ok, OTHER_EVENTS):
         body = {"event_type": "transcodeComplete", "transcode_info": {"asset_id": asset}}
-        plan.add("transcodeComplete (no route)", asset, body)
-    for n in range(SMN_CONFIRMATIONS):
-        body = {
-            "type": "SubscriptionConfirmation",
-            "message_id": f"confirm-{n}",
-            "message": "You are invited to subscribe to topic vod-events.",
-            "topic_urn": "urn:smn:cn-north-4:demo:vod-events",
-            "subscribe_url": f"https://smn.example/confirm?token={n}",
-        }
-        plan.add("SMN SubscriptionConfirmation", None, body)
+        plan.add("transcodeComplete (no route)", body, rng.random() < SMN_SHARE)
+    for n, asset in enumerate(rng.sample(ok, CLOUDEVENTS)):
+        key, value, headers = _cloudevent(n, _cover_event(state, asset, "SUCCEED"))
+        plan.write("CloudEvents coverComplete SUCCEED", key, value, headers)
     for n, value in enumerate(_malformed()):
-        plan.events.append((f"bad-{n}".encode() if n % 2 else None, value))
+        plan.write("malformed", f"bad-{n}" if n % 2 else None, value, [])
         plan.malformed.append(value)
-        plan.mix["malformed"] += 1
-    rng.shuffle(plan.events)
+    rng.shuffle(plan.pushes)
     return plan
+
+
+def _cloudevent(n: int, event: dict[str, Any]) -> tuple[str, bytes, list[tuple[str, bytes]]]:
+    """The event as a CloudEvent: structured, in EventGrid's batch of one, or binary."""
+    asset = event["cover_info"]["asset_id"]
+    attributes = {
+        "specversion": "1.0",
+        "id": f"ce-{n}",
+        "source": "/vod/cn-north-4/demo-project",
+        "type": "com.huaweicloud.vod.coverComplete",
+        "datacontenttype": "application/json",
+    }
+    structured = [("content-type", b"application/cloudevents+json")]
+    if n % 3 == 0:
+        return asset, json.dumps({**attributes, "data": event}).encode(), structured
+    if n % 3 == 1:
+        return asset, json.dumps({"events": [{**attributes, "data": event}]}).encode(), []
+    binary = [(f"ce_{k}", str(v).encode()) for k, v in attributes.items() if k != "datacontenttype"]
+    return asset, json.dumps(event).encode(), [*binary, ("content-type", b"application/json")]
 
 
 def _cover_event(state: SimState, asset: str, status: str) -> dict[str, Any]:
@@ -129,17 +168,6 @@ def _thumbnail_event(state: SimState, asset: str, failed: bool = False) -> dict[
         for kind, snaps in state.assets[asset].snapshots.items():
             info[kind] = [snap.model_dump() for snap in snaps]
     return {"event_type": "thumbnailComplete", "thumbnail_info": info}
-
-
-def _smn(message: str) -> dict[str, Any]:
-    return {
-        "type": "Notification",
-        "message_id": uuid.uuid4().hex,
-        "topic_urn": "urn:smn:cn-north-4:demo:vod-events",
-        "timestamp": "2026-11-21T10:00:00Z",
-        "subject": "VOD event",
-        "message": message,
-    }
 
 
 def _malformed() -> list[bytes]:

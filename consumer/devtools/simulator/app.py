@@ -28,9 +28,12 @@ from consumer.testing.vodops import SimAnswer as _Answer
 from consumer.testing.vodsim import QuotaGroup, SimState
 from consumer.vod.signing import SECURITY_TOKEN_HEADER, Problem, verify
 
-__all__ = ["SimServer", "make_app", "run_simulator"]
+__all__ = ["SUBSCRIBE_PATH", "SimServer", "make_app", "run_simulator"]
 
 _STATE = web.AppKey("state", SimState)
+_CONFIRMED = web.AppKey("confirmed", list[str])
+#: Where the simulator's SMN subscription confirmations point: a GET here confirms.
+SUBSCRIBE_PATH = "/smn/subscribe"
 
 
 def _json(status: int, body: dict[str, Any], request_id: str) -> web.Response:
@@ -196,10 +199,20 @@ def _endpoint(operation: str, group: QuotaGroup, run: _Operation) -> Handler:
     return handle
 
 
-def make_app(state: SimState) -> web.Application:
-    """The simulator as an aiohttp application; its snapshot tasks stop with it."""
+async def _subscribe(request: web.Request) -> web.Response:
+    """SMN's subscribe_url: remembers the token it was called with."""
+    request.app[_CONFIRMED].append(request.query.get("token", ""))
+    return web.Response(text="subscription confirmed")
+
+
+def make_app(state: SimState, confirmed: list[str] | None = None) -> web.Application:
+    """The simulator as an aiohttp application; its snapshot tasks stop with it.
+    ``confirmed`` collects the tokens of SMN subscription confirmations (GET on
+    ``SUBSCRIBE_PATH``)."""
     app = web.Application()
     app[_STATE] = state
+    app[_CONFIRMED] = confirmed if confirmed is not None else []
+    app.router.add_get(SUBSCRIBE_PATH, _subscribe)
     prefix = "/v1.0/{project_id}/asset"
     app.router.add_get(
         f"{prefix}/details", _endpoint("show_asset_detail", "query", _show_asset_detail)
@@ -222,18 +235,22 @@ def make_app(state: SimState) -> web.Application:
 
 @dataclass(frozen=True, slots=True)
 class SimServer:
-    """A running simulator: its base URL (the client's endpoint) and how to stop it."""
+    """A running simulator: its base URL (the client's endpoint), how to stop it, and the
+    tokens of the SMN subscriptions confirmed on it."""
 
     url: str
     stop: Callable[[], Awaitable[None]]
+    confirmed: list[str]
 
 
 async def run_simulator(host: str, port: int, state: SimState) -> SimServer:
     """Serve the simulator on ``host:port`` (port 0 picks a free one) until ``stop``."""
     # handler_cancellation: a client that gives up on a slow request ends its handler,
     # so stopping never waits out an injected timeout.
-    runner = web.AppRunner(make_app(state), handler_cancellation=True, shutdown_timeout=1.0)
+    confirmed: list[str] = []
+    app = make_app(state, confirmed)
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     bound_host, bound_port = runner.addresses[0][:2]
-    return SimServer(f"http://{bound_host}:{bound_port}", runner.cleanup)
+    return SimServer(f"http://{bound_host}:{bound_port}", runner.cleanup, confirmed)
