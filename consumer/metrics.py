@@ -1,7 +1,8 @@
 """Prometheus metrics: prefix ``cover_consumer_``, base units, ``_total`` counters.
 
 Never labelled by asset id (unbounded); outcomes by a small set of values,
-dead letters by error class, not by their free-text reason.
+dead letters by error class (ours or Python's; a handler's own class counts as ``other``),
+not by their free-text reason.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ becomes such a dead letter.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import socket
@@ -21,6 +22,7 @@ from typing import Any
 
 from consumer import metrics
 from consumer.clock import SYSTEM_CLOCK, Clock
+from consumer.errors import IgnoredRecord, InvalidRecord, RecordError, TransientError
 from consumer.kafka.sink import RecordTooLarge, Sink
 from consumer.kafka.source import Record
 from consumer.logs import scrub
@@ -29,6 +31,14 @@ from consumer.redelivery import headers as h
 from consumer.redelivery.guard import DeadLetterGuard
 from consumer.redelivery.headers import Trail
 from consumer.redelivery.topology import Tier, Topology
+from consumer.vod.circuit import CircuitOpen
+from consumer.vod.errors import (
+    VodPermanentError,
+    VodRetryLater,
+    VodSystemicError,
+    VodThrottled,
+    VodTransientError,
+)
 
 __all__ = ["SideTopics"]
 
@@ -134,7 +144,7 @@ class SideTopics:
             await self._sink.send(topic, record.key, record.value, [*own, *history(reason)])
         except RecordTooLarge:
             reason = await self._write_head(topic, record, own, reason, history)
-        metrics.DEAD_LETTERS.labels(error or "none").inc()
+        metrics.DEAD_LETTERS.labels(_error_label(error)).inc()
         return DeadLettered(reason, error)
 
     async def _write_head(
@@ -189,3 +199,37 @@ def _text(value: str) -> bytes:
 
 def _size(headers: Headers) -> int:
     return sum(len(key) + len(value or b"") + 8 for key, value in headers)
+
+
+# The dead-letter counter's label: an error class of ours or of Python's, else "other".
+# A handler may raise any class it likes, and each label value is a series kept for ever;
+# the dead letter's own header keeps the exact class.
+_OUR_ERRORS = (
+    InvalidRecord,
+    IgnoredRecord,
+    RecordError,
+    RecordTooLarge,
+    TransientError,
+    VodPermanentError,
+    VodRetryLater,
+    VodSystemicError,
+    VodThrottled,
+    VodTransientError,
+    CircuitOpen,
+)
+_ERROR_LABELS = frozenset(
+    {cls.__name__ for cls in _OUR_ERRORS}
+    | {
+        name
+        for name, value in vars(builtins).items()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    }
+)
+
+
+def _error_label(error: str | None) -> str:
+    """``error`` (a class name) as a label of the bounded set: ``none``, ours, Python's, or
+    ``other``."""
+    if error is None:
+        return "none"
+    return error if error in _ERROR_LABELS else "other"

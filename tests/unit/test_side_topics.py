@@ -7,6 +7,7 @@ import hashlib
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 
 from consumer import logs
 from consumer.kafka.sink import RecordTooLarge
@@ -130,3 +131,28 @@ async def test_secrets_in_a_reason_never_reach_the_written_headers() -> None:
     assert headers["cc-reason"] == f"RuntimeError: bad token {MASK}"
     assert headers["cc-error"] == f"err {MASK}"
     assert secret not in outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("error", "label"),
+    [
+        ("VodPermanentError", "VodPermanentError"),  # ours
+        ("InvalidRecord", "InvalidRecord"),
+        ("ZeroDivisionError", "ZeroDivisionError"),  # Python's
+        ("MyCompanyCoverError", "other"),  # a handler's own class
+        (None, "none"),
+    ],
+)
+async def test_the_dead_letter_counter_is_labelled_from_a_bounded_set(
+    error: str | None, label: str
+) -> None:
+    sink = FakeSink(LIMIT)
+    before = REGISTRY.get_sample_value("cover_consumer_dead_letters_total", {"error": label}) or 0
+    rec = record(b"v")
+
+    await side_topics(sink).dead_letter(rec, trail(rec), "why", error, "h", 1)
+
+    after = REGISTRY.get_sample_value("cover_consumer_dead_letters_total", {"error": label})
+    assert after == before + 1
+    [(_, _, _, headers)] = sink.sent
+    assert headers["cc-error"] == (error or "")  # the header keeps the exact class
