@@ -6,9 +6,16 @@ id and parent span id go on the record's outcome line, so the line joins the pro
 trace. The header itself travels on with the record through the tiers, dead letters and
 replays like any other. With ``tracing.enabled`` and ``opentelemetry-sdk`` installed,
 ``Tracer`` opens a consumer span per record (a child of the record's trace) and a client
-span per VOD call (asyncio's context variables make it the record span's child); where
-the spans go is OpenTelemetry's own configuration (``OTEL_*``, a provider set by the
-application). Without either, every call here is a no-op costing one attribute lookup.
+span per VOD call (asyncio's context variables make it the record span's child).
+
+Where the spans go is OpenTelemetry's own configuration: a tracer provider the embedding
+application set, or else one made here from the standard environment:
+``OTEL_TRACES_EXPORTER`` (``otlp``, the default, needs
+``opentelemetry-exporter-otlp-proto-http``, part of the ``tracing`` extra, and reads
+``OTEL_EXPORTER_OTLP_*``; ``console`` writes to stderr, never into the log on stdout;
+``none``), ``OTEL_SERVICE_NAME`` (default ``cover-consumer``) and
+``OTEL_RESOURCE_ATTRIBUTES``. Spans are batched and flushed at exit. Without the SDK or
+with tracing off, every call here is a no-op costing one attribute lookup.
 """
 
 from __future__ import annotations
@@ -45,13 +52,21 @@ class Tracer:
     def __init__(self, enabled: bool) -> None:
         self._tracer: Any = None
         self._propagate: Any = None
+        #: Where the spans go, when active ("nowhere: ..." when they are made but not sent).
+        self.destination = "nowhere"
         if not enabled:
             return
         try:
             from opentelemetry import trace
             from opentelemetry.propagate import extract
+            from opentelemetry.sdk.trace import TracerProvider
         except ImportError:
             return  # asked for, not installed: the daemon says so at start (see ``active``)
+        if isinstance(trace.get_tracer_provider(), TracerProvider):
+            self.destination = "the application's tracer provider"
+        else:
+            provider, self.destination = _provider_from_environment()
+            trace.set_tracer_provider(provider)
         self._tracer = trace.get_tracer("cover-consumer")
         self._propagate = extract
 
@@ -92,3 +107,33 @@ class Tracer:
 
         with self._tracer.start_as_current_span(f"VOD {operation}", kind=SpanKind.CLIENT):
             yield
+
+
+def _provider_from_environment() -> tuple[Any, str]:
+    """An SDK tracer provider exporting as ``OTEL_TRACES_EXPORTER`` says (see above), and
+    where its spans go, for the daemon's start line."""
+    import os
+    import sys
+
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    resource = Resource.create()  # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: "cover-consumer"}))
+    provider = TracerProvider(resource=resource)
+    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
+    if kind == "none":
+        return provider, "nowhere (OTEL_TRACES_EXPORTER=none)"
+    if kind == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+        return provider, "stderr (OTEL_TRACES_EXPORTER=console)"
+    if kind != "otlp":
+        return provider, f"nowhere: OTEL_TRACES_EXPORTER={kind} is not otlp, console or none"
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        return provider, "nowhere: opentelemetry-exporter-otlp-proto-http is not installed"
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider, "OTLP over HTTP (OTEL_EXPORTER_OTLP_*)"

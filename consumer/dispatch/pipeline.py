@@ -2,21 +2,17 @@
 
 A handler's answer is turned into the record's next move by ``decision.decide``; this
 module only carries that out: it calls handlers (with the quick in-process retries and
-the time limit), writes retry tiers and dead letters, counts metrics and logs the one
-``record_processed`` line. Every path ends in exactly one line; a failure of this code
-itself dead-letters the record with the reason, so nothing is ever acknowledged silently.
-
-Over 300 lines for now: the handler-call loop (quick retries, time limit, systemic
-waits) is to move to a module of its own once the hot-path work on it has landed.
+the time limit: ``calls``), writes retry tiers and dead letters, counts metrics and logs
+the one ``record_processed`` line, with the record's trace ids. Every path ends in exactly
+one line; a failure of this code itself dead-letters the record with the reason, so
+nothing is ever acknowledged silently.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -24,49 +20,21 @@ import structlog
 from consumer import metrics
 from consumer.clock import SYSTEM_CLOCK, Clock
 from consumer.config.sections import RetrySettings
-from consumer.dispatch.decision import (
-    DeadLetter,
-    NextHandler,
-    Settle,
-    ToTier,
-    decide,
-    failure,
-    quick_retry_delay,
-)
+from consumer.dispatch.calls import HandlerCalls, Run
+from consumer.dispatch.decision import DeadLetter, NextHandler, Settle, ToTier, decide
 from consumer.dispatch.intake import describe
-from consumer.dispatch.routing import Route, Router, Step
-from consumer.dispatch.watchdog import Watchdog
+from consumer.dispatch.routing import Route, Router
 from consumer.engine.work import Work
 from consumer.errors import IgnoredRecord, RecordError
 from consumer.events import Event
-from consumer.handlers import Clients, Context, RecordMeta
-from consumer.hold import Hold, Reason
-from consumer.outcomes import (
-    DeadLettered,
-    Failed,
-    Outcome,
-    RecordOutcome,
-    Retried,
-    Retry,
-    Skipped,
-)
+from consumer.handlers import Clients, RecordMeta
+from consumer.hold import Hold
+from consumer.outcomes import DeadLettered, RecordOutcome, Retried, Skipped
 from consumer.redelivery.headers import Trail
 from consumer.redelivery.sidetopics import SideTopics
+from consumer.tracing import Tracer, trace_fields
 
 __all__ = ["Pipeline"]
-
-
-@dataclass(slots=True)
-class _Run:
-    """One record's run through its route: what every handler call shares, and what the
-    outcome line reports."""
-
-    context: dict[str, Any]  # the fields identifying the record on every line
-    notes: dict[str, Any] = field(default_factory=dict)  # what handlers annotate
-    memo: dict[str, Any] = field(default_factory=dict)  # what they keep across calls
-    handler: str | None = None
-    attempt: int = 0
-    error: BaseException | None = None
 
 
 class Pipeline:
@@ -81,32 +49,43 @@ class Pipeline:
         hold: Hold | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: Callable[[], float] = random.random,
+        tracer: Tracer | None = None,
     ) -> None:
         self._router = router
-        self._clients = clients
         self._log = log
         self._side = side
         # A call is the last try when no tier follows the one the record sat in.
         self._top_tier = max((tier.index for tier in side.tiers), default=-1)
-        self._retry = retry
-        self._watchdog = Watchdog(handler_timeout)
-        # A systemic failure (VOD refused our key) is not the event's: it waits out the hold.
-        self._hold = hold if hold is not None else Hold()
+        self._calls = HandlerCalls(
+            clients,
+            log,
+            retry,
+            handler_timeout,
+            hold if hold is not None else Hold(),
+            clock,
+            rng,
+        )
         self._clock = clock
+        self._tracer = tracer if tracer is not None else Tracer(enabled=False)
         # One metrics child per (outcome, handler): labels() per record costs a dict lookup
         # and a lock; the few combinations are resolved once.
         self._processed: dict[tuple[str, str | None], Any] = {}
-        self._handler_seconds: dict[str, Any] = {}
-        self._rng = rng
         #: When a record last reached its outcome (epoch seconds; a gauge reads it on scrape).
         self.last_outcome_at = 0.0
 
     async def process(self, work: Work) -> RecordOutcome:
         started = self._clock.monotonic()
         record = work.record
-        run = _Run({**work.coordinates(), **describe(work.payload)})
+        run = Run({**work.coordinates(), **describe(work.payload), **trace_fields(record.headers)})
         try:
-            outcome = await self._outcome(work, run)
+            with self._tracer.record(
+                record.headers,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                asset_id=run.context.get("asset_id"),
+            ):
+                outcome = await self._outcome(work, run)
         except Exception as exc:
             # A bug in this layer (a header it cannot read, say): the record still ends in
             # the dead-letter topic with the reason, counted by the guard. If even that
@@ -125,7 +104,7 @@ class Pipeline:
         self._log_outcome(outcome, run, started)
         return outcome
 
-    async def _outcome(self, work: Work, run: _Run) -> RecordOutcome:
+    async def _outcome(self, work: Work, run: Run) -> RecordOutcome:
         record, payload = work.record, work.payload
         trail = Trail.of(
             record.topic, record.partition, record.offset, record.timestamp, record.headers
@@ -145,7 +124,7 @@ class Pipeline:
         return await self._run_route(route, payload, work, trail, run)
 
     async def _run_route(
-        self, route: Route, event: Event, work: Work, trail: Trail, run: _Run
+        self, route: Route, event: Event, work: Work, trail: Trail, run: Run
     ) -> RecordOutcome:
         record = work.record
         meta = RecordMeta(
@@ -164,7 +143,7 @@ class Pipeline:
             step = steps[index]
             run.handler, run.error = step.name, None
             sat_in = trail.tier if resumed else -1  # the tier this record came back from
-            outcome = await self._call(
+            outcome = await self._calls.call(
                 step,
                 event,
                 meta,
@@ -192,89 +171,11 @@ class Pipeline:
         raise AssertionError("decide() ends a route at its last handler")
 
     async def _dead_letter(
-        self, record: Any, trail: Trail, decision: DeadLetter, run: _Run
+        self, record: Any, trail: Trail, decision: DeadLetter, run: Run
     ) -> DeadLettered:
         return await self._side.dead_letter(
             record, trail, decision.reason, decision.error, run.handler, run.attempt
         )
-
-    async def _call(
-        self,
-        step: Step,
-        event: Event,
-        meta: RecordMeta,
-        run: _Run,
-        attempts_before: int,
-        last_tier: bool,
-    ) -> Outcome:
-        """Call one handler, with the quick in-process retries."""
-        policy, clock = self._retry, self._clock
-        deadline = clock.monotonic() + policy.quick_budget
-        quick = 0
-        while True:
-            quick += 1
-            run.attempt = attempts_before + quick
-            last_try = last_tier and quick == policy.quick_attempts
-            outcome = await self._call_once(step, event, meta, run, last_try)
-            if not isinstance(outcome, Retry):
-                return outcome
-            delay = quick_retry_delay(
-                outcome,
-                quick,
-                policy.quick_attempts,
-                policy.quick_base_delay,
-                policy.quick_max_delay,
-                deadline - clock.monotonic(),
-                self._rng,
-            )
-            if delay is None:
-                return outcome
-            await clock.sleep(delay)
-
-    async def _call_once(
-        self, step: Step, event: Event, meta: RecordMeta, run: _Run, last_try: bool
-    ) -> Outcome:
-        while True:
-            ctx = Context(
-                self._log,
-                run.context,
-                meta,
-                self._clients,
-                run.notes,
-                run.attempt,
-                last_try,
-                step.name,
-                run.memo,
-                self._clock,
-            )
-            began = self._clock.monotonic()
-            try:
-                # A handler past its time is cancelled: a TimeoutError, so a transient failure.
-                with self._watchdog.watch():
-                    outcome = await step.handler(event, ctx)
-            except BaseException as exc:
-                if _cancelled_from_outside(exc):
-                    raise  # shutdown or revoke gave up on this record: not the handler's doing
-                # Any other BaseException is the handler's own (a CancelledError it raised
-                # itself, SystemExit, ...): one failure like another, never a lost worker.
-                run.error = exc
-                if getattr(exc, "systemic", False) and Reason.CIRCUIT in self._hold:
-                    # Every record would fail alike: this one stays in flight, uncommitted,
-                    # is not charged an attempt, and is called again once VOD is healthy.
-                    await self._hold.until_clear(Reason.CIRCUIT)
-                    continue
-                return failure(exc, run.attempt, self._retry.unexpected_attempts)
-            finally:
-                self._durations(step.name).observe(self._clock.monotonic() - began)
-            if not isinstance(outcome, Outcome):  # user code may return anything
-                return Failed(f"handler returned {type(outcome).__name__}, not an outcome")
-            return outcome
-
-    def _durations(self, handler: str) -> Any:
-        child = self._handler_seconds.get(handler)
-        if child is None:
-            child = self._handler_seconds[handler] = metrics.HANDLER_SECONDS.labels(handler)
-        return child
 
     def _count(self, outcome: str, handler: str | None) -> None:
         child = self._processed.get((outcome, handler))
@@ -284,7 +185,7 @@ class Pipeline:
         child.inc()
         self.last_outcome_at = self._clock.wall()
 
-    def _log_outcome(self, outcome: RecordOutcome, run: _Run, started: float) -> None:
+    def _log_outcome(self, outcome: RecordOutcome, run: Run, started: float) -> None:
         self._count(outcome.kind, run.handler)
         # Handler notes first: the record's context and outcome must win over a same-named note.
         fields: dict[str, Any] = {
@@ -306,15 +207,6 @@ class Pipeline:
             fields["retry_topic"] = outcome.topic
             fields["due"] = round(outcome.due, 3)
         self._log.info("record_processed", **fields)
-
-
-def _cancelled_from_outside(exc: BaseException) -> bool:
-    """Whether ``exc`` is this task being cancelled (``Task.cancel``), rather than a
-    CancelledError a handler raised (a time limit's is a TimeoutError by now)."""
-    if not isinstance(exc, asyncio.CancelledError):
-        return False
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 def _memo(text: str) -> dict[str, Any]:

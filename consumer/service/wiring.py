@@ -28,6 +28,7 @@ from consumer.redelivery.guard import DeadLetterGuard
 from consumer.redelivery.headers import due_at
 from consumer.redelivery.sidetopics import SideTopics
 from consumer.redelivery.topology import Topology
+from consumer.tracing import Tracer
 from consumer.vod.circuit import Circuit
 from consumer.vod.client import VodClient, vod_session
 from consumer.vod.credentials import (
@@ -108,7 +109,8 @@ def build(
         dl.guard_window, dl.guard_threshold, dl.guard_min_records, on_trip=on_trip, hold=hold
     )
     vod_http = vod_session(settings.vod.max_concurrent_calls) if settings.vod.endpoint else None
-    vod = _vod(settings, vod_http, log, hold, clock) if vod_http is not None else None
+    tracer = _tracer(settings, log)
+    vod = _vod(settings, vod_http, log, hold, clock, tracer) if vod_http is not None else None
     side = SideTopics(sink, topology, guard, settings.kafka.group_id, clock=clock)
     pipeline = Pipeline(
         router,
@@ -119,6 +121,7 @@ def build(
         settings.consumer.handler_timeout,
         hold=hold,
         clock=clock,
+        tracer=tracer,
     )
 
     def due(record: Record) -> float | None:
@@ -146,6 +149,7 @@ def _vod(
     log: FilteringBoundLogger,
     hold: Hold,
     clock: Clock,
+    tracer: Tracer,
 ) -> GuardedVod | None:
     vod = settings.vod
     credentials = _credentials(settings, log)
@@ -173,7 +177,27 @@ def _vod(
         QuotaWindow(vod.query_quota_per_minute, clock=clock, window=vod.quota_window),
         vod.max_concurrent_calls,
         clock=clock,
+        tracer=tracer,
     )
+
+
+def _tracer(settings: Settings, log: FilteringBoundLogger) -> Tracer:
+    tracer = Tracer(settings.tracing.enabled)
+    if not settings.tracing.enabled:
+        return tracer
+    if not tracer.active:
+        # Asked for and impossible: said once, and the daemon runs on without spans (the
+        # outcome lines still carry each record's trace ids).
+        log.warning(
+            "tracing_unavailable",
+            reason="tracing.enabled is set but opentelemetry-sdk is not installed",
+            action="pip install 'cover-consumer[tracing]', or set tracing.enabled: false",
+        )
+    elif tracer.destination.startswith("nowhere"):
+        log.warning("tracing_not_exported", spans=tracer.destination)
+    else:
+        log.info("tracing_enabled", spans=tracer.destination)
+    return tracer
 
 
 def _export(hold: Hold) -> None:

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from consumer import metrics
 from consumer.clock import SYSTEM_CLOCK, Clock
+from consumer.tracing import Tracer
 from consumer.vod.api import VodApi
 from consumer.vod.circuit import Circuit, CircuitOpen
 from consumer.vod.client import Category, VodCall
@@ -42,9 +43,11 @@ class GuardedVod:
         queries: QuotaWindow,
         max_concurrent: int,
         clock: Clock = SYSTEM_CLOCK,
+        tracer: Tracer | None = None,
     ) -> None:
         self._client = client
         self._clock = clock
+        self._tracer = tracer if tracer is not None else Tracer(enabled=False)
         self.circuit = circuit
         self.writes = writes
         self.queries = queries
@@ -114,7 +117,8 @@ class GuardedVod:
         began = self._clock.monotonic()
         result = "ok"
         try:
-            answer = await call()
+            with self._tracer.vod_call(operation):
+                answer = await call()
         except VodError as exc:
             result = exc.error_code or type(exc).__name__
             if isinstance(exc, VodSystemicError):

@@ -96,8 +96,12 @@ def pipeline(clients: Clients, *handlers: str, sink: FakeSink | None = None) -> 
     )
 
 
-def work(value: bytes | None, offset: int = 42) -> Work:
-    record = FakeRecord(TP.topic, TP.partition, offset, b"key", value, timestamp=1_700_000_000)
+def work(
+    value: bytes | None, offset: int = 42, headers: tuple[tuple[str, bytes | None], ...] = ()
+) -> Work:
+    record = FakeRecord(
+        TP.topic, TP.partition, offset, b"key", value, timestamp=1_700_000_000, headers=headers
+    )
     return make_work(record)
 
 
@@ -124,6 +128,27 @@ async def test_a_handled_event_logs_one_line_with_its_coordinates_and_outcome(
     assert (line["outcome"], line["handler"], line["log_level"]) == ("done", "done", "info")
     assert isinstance(line["duration_ms"], float)
     assert line["duration_ms"] >= 0
+
+
+async def test_a_records_trace_ids_are_on_its_outcome_line_and_its_handlers_lines(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    trace, span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    traced = work(cover_event("a1"), headers=(("traceparent", f"00-{trace}-{span}-01".encode()),))
+
+    await pipeline(clients, "logs_its_own_line").process(traced)
+
+    for event in ("calling_vod", "record_processed"):
+        [line] = [entry for entry in logs if entry["event"] == event]
+        assert (line["trace_id"], line["span_id"]) == (trace, span)
+
+
+async def test_a_record_without_a_trace_has_no_trace_fields(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    await pipeline(clients, "done").process(work(cover_event("a1")))
+
+    assert "trace_id" not in outcome_line(logs)
 
 
 async def test_an_event_in_an_smn_envelope_is_handled_like_a_bare_one(
