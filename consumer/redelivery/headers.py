@@ -122,9 +122,10 @@ class Trail(NamedTuple):
             origin_partition=_int(header(headers, ORIGIN_PARTITION), partition),
             origin_offset=_int(header(headers, ORIGIN_OFFSET), offset),
             first_seen_ms=_int(header(headers, FIRST_SEEN), timestamp_ms),
-            step=_int(header(headers, STEP), 0),
-            attempt=_int(header(headers, ATTEMPT), 0),
-            tier=_int(header(headers, TIER), -1),
+            # Never below a fresh start: a negative step indexed the route from its end.
+            step=max(0, _int(header(headers, STEP), 0)),
+            attempt=max(0, _int(header(headers, ATTEMPT), 0)),
+            tier=max(-1, _int(header(headers, TIER), -1)),
             memo=header(headers, MEMO) or "",
         )
 

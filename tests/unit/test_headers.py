@@ -46,3 +46,18 @@ def test_a_due_header_later_than_its_tier_allows_is_capped() -> None:
     assert due_at(headers, latest=1_700_000_060.0) == 1_700_000_060.0
     assert due_at([("cc-due-ms", b"1700000030000")], latest=1_700_000_060.0) == 1_700_000_030.0
     assert due_at(headers) == 999_999_999_999.999
+
+
+def test_negative_history_numbers_read_as_a_fresh_start_of_that_count() -> None:
+    # cc-step -3 indexed the route from its end: an IndexError dead-lettered the record as
+    # an internal error, and -1 ran the last handler before the first.
+    headers = [
+        ("cc-origin-topic", b"t"),
+        ("cc-step", b"-3"),
+        ("cc-attempt", b"-99"),
+        ("cc-tier", b"-7"),
+    ]
+
+    trail = Trail.of("t.retry.1m", 0, 5, 9, headers)
+
+    assert (trail.step, trail.attempt, trail.tier) == (0, 0, -1)
