@@ -46,11 +46,12 @@ def add_secret(value: str) -> None:
 def scrub(text: str) -> str:
     """``text`` with every known secret masked: for what the daemon writes outside the log
     (headers of the records it produces, the operator tools' reports)."""
-    data = text.encode("utf-8", "surrogateescape")
+    # surrogatepass: a lone surrogate (a handler's exception text) travels through as it was.
+    data = text.encode("utf-8", "surrogatepass")
     for secret in _secrets:
         if secret in data:
             data = data.replace(secret, _MASK_BYTES)
-    return data.decode("utf-8", "surrogateescape")
+    return data.decode("utf-8", "surrogatepass")
 
 
 def _forms(value: str) -> set[bytes]:
@@ -159,8 +160,18 @@ class _Scrubbed:
         self._text = text  # stdlib's formatter wants text
 
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str | bytes:
-        rendered: str | bytes = self._renderer(logger, name, event_dict)
-        line = rendered.encode() if isinstance(rendered, str) else rendered
+        # The console renderer pops fields as it goes: a second try needs them all.
+        kept = event_dict if self._renderer is _render_json else dict(event_dict)
+        try:
+            rendered: str | bytes = self._renderer(logger, name, event_dict)
+        except Exception:
+            # A value no renderer takes (an int past 64 bits, a lone surrogate, a cycle, a
+            # repr that raises: a handler's annotation, say): the line goes out all the
+            # same, such values as text. A log call never raises.
+            rendered = self._renderer(logger, name, _plain(kept, 0))
+        if isinstance(rendered, str):
+            rendered = rendered.encode("utf-8", "backslashreplace")
+        line = rendered
         for secret in _secrets:
             if secret in line:
                 line = line.replace(secret, _MASK_BYTES)
@@ -168,6 +179,31 @@ class _Scrubbed:
 
 
 _MASK_BYTES = MASK.encode()
+_SCALARS = (bool, float, type(None), BaseException)
+_MAX_DEPTH = 16
+
+
+def _plain(value: Any, depth: int) -> Any:
+    """``value`` with whatever a renderer may refuse made text; exceptions kept as they are
+    (the renderers format them)."""
+    if isinstance(value, _SCALARS) or (isinstance(value, int) and -(2**63) <= value < 2**64):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode()
+    if depth < _MAX_DEPTH and isinstance(value, dict):
+        return {_plain_key(k): _plain(v, depth + 1) for k, v in value.items()}
+    if depth < _MAX_DEPTH and isinstance(value, list | tuple):
+        return [_plain(item, depth + 1) for item in value]
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}: repr failed>"
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
+def _plain_key(key: Any) -> str:
+    text = key if isinstance(key, str) else _plain(key, _MAX_DEPTH)
+    return str(text).encode("utf-8", "backslashreplace").decode()
 
 
 class _Sink:

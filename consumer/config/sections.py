@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -39,6 +40,7 @@ __all__ = [
     "TracingSettings",
     "dead_letter_topic",
     "tier_topic",
+    "valid_topic",
 ]
 
 # A custom error type lets the formatter point at the missing key itself rather
@@ -250,6 +252,15 @@ class RouteSpec(BaseModel):
 
     match: MatchSpec = Field(default_factory=MatchSpec)
     handlers: list[_NonEmpty] = Field(min_length=1)
+
+
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def valid_topic(name: str) -> bool:
+    """Whether Kafka takes ``name`` as a topic (up to 249 of ``a-zA-Z0-9._-``, not ``.`` or
+    ``..``): a client subscribed to another waits for ever, saying nothing."""
+    return _TOPIC_NAME.fullmatch(name) is not None and name not in (".", "..")
 
 
 def tier_topic(main: str, tier: TierSpec) -> str:

@@ -38,6 +38,7 @@ from consumer.config.sections import (
     TracingSettings,
     dead_letter_topic,
     tier_topic,
+    valid_topic,
 )
 from consumer.config.vod import CoverSettings, VodSettings
 from consumer.errors import ConfigError
@@ -110,8 +111,14 @@ class Settings(BaseSettings):
                 for i, t in enumerate(self.retry.tiers)
             },
         }
+        names["dead_letter.topic (its replays topic)"] = f"{names['dead_letter.topic']}.replays"
         seen: dict[str, str] = {}
         for key, topic in names.items():
+            if not valid_topic(topic):
+                raise ValueError(
+                    f"{key}: not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -, with the "
+                    "suffix the daemon adds)"
+                )
             if topic in seen:
                 raise ValueError(f"{key} is the same topic as {seen[topic]}")
             seen[topic] = key

@@ -31,7 +31,7 @@ from consumer.ingress import metrics
 from consumer.ingress.certs import TrustStore
 from consumer.ingress.confirm import Confirmer, where
 from consumer.ingress.forward import Forwarder
-from consumer.ingress.limits import Gate, RateLimiter, source_of
+from consumer.ingress.limits import Gate, RateLimiter, read_within, source_of
 from consumer.ingress.mfs import check, signed_contents
 from consumer.ingress.refusal import Refused
 from consumer.ingress.smn import SmnMessage, parse
@@ -136,7 +136,7 @@ class Ingress:
     async def _smn(
         self, request: web.Request, context: dict[str, Any], deadline: float
     ) -> web.Response:
-        body = await self._body(request)
+        body = await self._body(request, deadline)
         message = parse(_json(body), request.headers.get("X-SMN-MESSAGE-TYPE"))
         context.update(message_id=message.message_id[:80] or None, smn_type=message.type)
         if not message.verifiable:
@@ -178,7 +178,7 @@ class Ingress:
     async def _mfs(
         self, request: web.Request, context: dict[str, Any], deadline: float
     ) -> web.Response:
-        body = await self._body(request)
+        body = await self._body(request, deadline)
         document = _json(body)
         if not isinstance(document, dict) or not (
             "message" in document or "event_type" in document
@@ -221,7 +221,7 @@ class Ingress:
         )
         return _answer(200, "forwarded")
 
-    async def _body(self, request: web.Request) -> bytes:
+    async def _body(self, request: web.Request, deadline: float) -> bytes:
         kind = request.content_type.lower() if request.headers.get("Content-Type") else ""
         if kind not in _TEXT_TYPES and not kind.endswith("+json"):
             raise Refused(415, "content_type", f"content type {kind[:60]!r} is not JSON")
@@ -229,7 +229,7 @@ class Ingress:
         if request.content_length is not None and request.content_length > limit:
             raise Refused(413, "too_large", f"body larger than {limit} bytes")
         try:
-            return await request.read()
+            return await read_within(request, deadline - self._clock.monotonic())
         except web.HTTPRequestEntityTooLarge:
             raise Refused(413, "too_large", f"body larger than {limit} bytes") from None
 

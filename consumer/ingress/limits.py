@@ -3,13 +3,15 @@ source (token buckets), and who the source is."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 
 from aiohttp import web
 
 from consumer.clock import SYSTEM_CLOCK, Clock
+from consumer.ingress.refusal import Refused
 
-__all__ = ["Gate", "RateLimiter", "source_of"]
+__all__ = ["Gate", "RateLimiter", "read_within", "source_of"]
 
 MAX_SOURCES = 10_000  # buckets kept; the least recently seen source is forgotten first
 
@@ -67,3 +69,15 @@ def source_of(request: web.Request, trust_forwarded_for: bool) -> str:
         if last:
             return last[:64]
     return request.remote or "unknown"
+
+
+async def read_within(request: web.Request, seconds: float) -> bytes:
+    """The body, if it arrives within ``seconds``: a sender trickling it in (or never
+    finishing) would hold its place among ``ingest.max_concurrent`` for as long as it
+    liked. A sender gone before its body arrived is its doing, not a bug of ours."""
+    try:
+        return await asyncio.wait_for(request.read(), max(seconds, 0.0))
+    except TimeoutError:
+        raise Refused(408, "incomplete", "body not received in time") from None
+    except ConnectionError:
+        raise Refused(400, "incomplete", "connection lost before the body arrived") from None

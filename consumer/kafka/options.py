@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context
 
 from consumer.config.sections import KafkaSettings
+from consumer.errors import ConfigError
 
 __all__ = ["client_options", "consumer_options"]
 
@@ -20,12 +22,7 @@ def client_options(kafka: KafkaSettings) -> dict[str, Any]:
         "request_timeout_ms": kafka.request_timeout_ms,
     }
     if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = create_ssl_context(
-            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None,
-            certfile=str(kafka.ssl_certfile) if kafka.ssl_certfile else None,
-            keyfile=str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None,
-            password=kafka.ssl_password.get_secret_value() if kafka.ssl_password else None,
-        )
+        options["ssl_context"] = _ssl_context(kafka)
     if kafka.security_protocol.startswith("SASL_"):
         options["sasl_mechanism"] = kafka.sasl_mechanism
         options["sasl_plain_username"] = kafka.sasl_username
@@ -49,3 +46,29 @@ def consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
         "fetch_max_bytes": kafka.fetch_max_bytes,
         "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
     }
+
+
+def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
+    """The TLS context of ``kafka``; a file that cannot be read or loaded is a config error
+    naming its key (it was a FileNotFoundError: exit 1, a traceback naming no setting).
+    Checked here, at start, not when the file is read: ``check-config`` runs where the
+    Secret's files are not (a CI job, a laptop)."""
+    files = {"ssl_cafile": kafka.ssl_cafile, "ssl_certfile": kafka.ssl_certfile}
+    files["ssl_keyfile"] = kafka.ssl_keyfile
+    for name, path in files.items():
+        if path is not None and not path.is_file():
+            raise ConfigError(f"kafka.{name}: not a readable file")
+    try:
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None,
+            certfile=str(kafka.ssl_certfile) if kafka.ssl_certfile else None,
+            keyfile=str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None,
+            password=kafka.ssl_password.get_secret_value() if kafka.ssl_password else None,
+        )
+    except (OSError, ssl.SSLError) as exc:  # unreadable, not PEM, a wrong key password
+        keys = ", ".join(f"kafka.{name}" for name, path in files.items() if path is not None)
+        raise ConfigError(
+            f"{keys or 'kafka.security_protocol'}: cannot load the TLS files: "
+            f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc.args[-1]}"
+        ) from None
+    return context

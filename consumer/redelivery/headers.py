@@ -81,10 +81,20 @@ def _is_utf8(key: str) -> bool:
     return True
 
 
-def due_at(headers: Headers | None) -> float | None:
-    """When a record in a retry tier becomes due (epoch seconds), if it says."""
+# Epoch milliseconds have 13 digits until the year 2286; more is no time we wrote.
+_MAX_DUE_DIGITS = 15
+
+
+def due_at(headers: Headers | None, latest: float | None = None) -> float | None:
+    """When a record in a retry tier becomes due (epoch seconds), if it says; never later
+    than ``latest`` (when it was written plus its tier's delay). A value that is not a
+    plain ASCII number reads as due now: a header never stops the loop, nor holds a tier
+    partition for ever."""
     value = header(headers, DUE)
-    return int(value) / 1000 if value and value.isdigit() else None
+    if not value or len(value) > _MAX_DUE_DIGITS or not (value.isascii() and value.isdigit()):
+        return None
+    due = int(value) / 1000
+    return due if latest is None else min(due, latest)
 
 
 class Trail(NamedTuple):
@@ -112,9 +122,10 @@ class Trail(NamedTuple):
             origin_partition=_int(header(headers, ORIGIN_PARTITION), partition),
             origin_offset=_int(header(headers, ORIGIN_OFFSET), offset),
             first_seen_ms=_int(header(headers, FIRST_SEEN), timestamp_ms),
-            step=_int(header(headers, STEP), 0),
-            attempt=_int(header(headers, ATTEMPT), 0),
-            tier=_int(header(headers, TIER), -1),
+            # Never below a fresh start: a negative step indexed the route from its end.
+            step=max(0, _int(header(headers, STEP), 0)),
+            attempt=max(0, _int(header(headers, ATTEMPT), 0)),
+            tier=max(-1, _int(header(headers, TIER), -1)),
             memo=header(headers, MEMO) or "",
         )
 

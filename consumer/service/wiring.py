@@ -91,7 +91,7 @@ def build(
     clock: Clock = SYSTEM_CLOCK,
 ) -> Parts:
     topology = Topology.from_settings(settings)
-    tier_topics = topology.tier_topics()
+    tier_delays = {tier.topic: tier.delay for tier in topology.tiers}
     hold = Hold()
     _export(hold)
     hold.on_change(lambda: _export(hold))
@@ -125,7 +125,11 @@ def build(
     )
 
     def due(record: Record) -> float | None:
-        return due_at(record.headers) if record.topic in tier_topics else None
+        delay = tier_delays.get(record.topic)
+        if delay is None:
+            return None
+        # Written at its timestamp, due a tier's delay later at most, whatever it says.
+        return due_at(record.headers, latest=record.timestamp / 1000 + delay)
 
     source = KafkaSource(AIOKafkaConsumer(**consumer_options(settings.kafka)), topology.consumed)
     engine = Engine(

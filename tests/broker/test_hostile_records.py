@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 import uuid
 from pathlib import Path
 
 import psutil
+from aiokafka import AIOKafkaProducer
 
 from consumer.devtools.broker import create_topic
 from consumer.logs import MASK
@@ -205,4 +207,44 @@ def test_handlers_raising_cancelled_error_or_system_exit_stall_nothing(
     assert {outcomes[a]["error"] for a in rude} == {"CancelledError", "SystemExit"}
     assert all(outcomes[a]["handler"] == handler for a in rude)
     assert sum(1 for line in outcomes.values() if line["outcome"] == "done") == 200 - len(rude)
+    assert code == 0
+
+
+def test_a_tier_record_with_a_forged_due_header_neither_crashes_nor_holds_its_tier(
+    bootstrap: str, name: str, tmp_path: Path
+) -> None:
+    # "²" passes str.isdigit() but not int(): the consume loop raised, exit 1, at every
+    # start. A due in the year 33658 held the tier partition, unfetched, for ever.
+    tier = f"{name}.retry.1m"
+    for topic in (name, tier):
+        asyncio.run(create_topic(bootstrap, topic, 1))
+    forged = [("cc-origin-topic", name.encode()), ("cc-due-ms", "²".encode())]
+    far = [("cc-origin-topic", name.encode()), ("cc-due-ms", b"999999999999999")]
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            # Written a minute and a half ago: the 1m tier's delay is over.
+            written = int(time.time() * 1000) - 90_000
+            for asset, headers in (("forged", forged), ("far", far)):
+                await producer.send_and_wait(
+                    tier, cover_event(asset), headers=headers, timestamp_ms=written
+                )
+            await producer.send_and_wait(name, cover_event("main"))
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    config = daemon_config(tmp_path, bootstrap, name, name, "log")
+    daemon = start_daemon(config, tmp_path / "d.log")
+    daemon.wait_for(lambda: len(daemon.outcomes()) == 3, 60, "three outcomes")
+    code, _ = daemon.terminate()
+
+    assert {(line["asset_id"], line["outcome"]) for line in daemon.outcomes()} == {
+        ("forged", "done"),
+        ("far", "done"),
+        ("main", "done"),
+    }
+    assert daemon.events("fatal_error") == []
     assert code == 0

@@ -235,6 +235,35 @@ def test_config_that_cannot_work_exits_2_naming_the_problem_without_a_traceback(
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize("key", ["ssl_cafile", "ssl_certfile", "ssl_keyfile"])
+@pytest.mark.parametrize("command", ["run", "ingest"])
+def test_run_with_a_kafka_tls_file_missing_exits_2_naming_the_key(
+    env: dict[str, str], tmp_path: Path, key: str, command: str
+) -> None:
+    # It was a FileNotFoundError: exit 1 and a traceback naming no setting.
+    kafka = {"security_protocol": "SSL", key: str(tmp_path / "missing.pem")}
+    config = write_yaml(tmp_path / "c.yaml", {"kafka": kafka, "http": {"port": 0}})
+
+    result = cli(command, "--config", str(config), env=env)
+
+    assert result.returncode == 2
+    assert f"kafka.{key}: not a readable file" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_run_with_a_kafka_ca_that_is_not_pem_exits_2_naming_the_key(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    kafka = {"security_protocol": "SSL", "ssl_cafile": str(tmp_path / "ca.pem")}
+    config = write_yaml(tmp_path / "c.yaml", {"kafka": kafka, "http": {"port": 0}})
+
+    result = cli("run", "--config", str(config), env=env)
+
+    assert result.returncode == 2
+    assert "kafka.ssl_cafile: cannot load the TLS files" in result.stderr
+
+
 def test_version_prints_the_installed_version(env: dict[str, str]) -> None:
     result = cli("--version", env=env)
 

@@ -113,6 +113,28 @@ def test_side_topics_that_would_loop_or_collide_are_refused(
     assert message.replace("Value error, ", "") in refused(tmp_path, text)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("kafka: {topic: 'vod covers/events'}\n", "kafka.topic: not a Kafka topic name"),
+        ("kafka: {topic: ..}\n", "kafka.topic: not a Kafka topic name"),
+        ("dead_letter: {topic: 'dead letters'}\n", "dead_letter.topic: not a Kafka topic name"),
+        ("retry: {tiers: [{delay: 60, topic: 'r:1'}]}\n", "retry.tiers.0.topic: not a Kafka"),
+        # Fine alone, but the names made from it pass Kafka's 249 characters.
+        (f"kafka: {{topic: {'t' * 245}}}\n", "retry.tiers.0.topic: not a Kafka topic name"),
+        (
+            f"kafka: {{topic: {'t' * 243}}}\nretry: {{tiers: []}}\n",
+            "dead_letter.topic (its replays topic): not a Kafka topic name",
+        ),
+    ],
+)
+def test_a_topic_name_kafka_would_refuse_is_refused_at_start(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    # The daemon subscribed to it and waited, never started, never said why.
+    assert message in refused(tmp_path, text)
+
+
 @pytest.mark.parametrize("endpoint", ["vod.example.com", "ftp://vod.example.com", "https://"])
 def test_a_vod_endpoint_must_be_an_http_url(tmp_path: Path, endpoint: str) -> None:
     text = f"vod: {{endpoint: '{endpoint}', project_id: p, access_key: a, secret_key: {SECRET}}}\n"

@@ -29,3 +29,35 @@ def test_unreadable_names_a_binary_key_or_an_empty_history_header() -> None:
     assert unreadable([("tenant", None), ("traceparent", b"x")]) is None
     assert unreadable([(BINARY_KEY, b"v")]) == "header key is not UTF-8: b'\\xff\\xfe'"
     assert unreadable([("cc-step", None)]) == "header cc-step has no value"
+
+
+def test_a_due_header_that_is_no_plain_number_reads_as_due_now_never_raises() -> None:
+    # str.isdigit() accepts "²" and "١٢" (not ASCII digits); 5,000 digits is past int()'s
+    # limit, 400 past a float's range: each crashed the consume loop (exit 1, at every start).
+    for value in ("²", "١٢٣", "9" * 5000, "9" * 400, "-5", "1e3", " 12", ""):
+        assert due_at([("cc-due-ms", value.encode())]) is None, value
+
+
+def test_a_due_header_later_than_its_tier_allows_is_capped() -> None:
+    # A tier record is due at most its tier's delay after it was written: a forged or
+    # corrupt due (year 33658) would hold the tier partition, unfetched, for ever.
+    headers = [("cc-due-ms", b"999999999999999")]
+
+    assert due_at(headers, latest=1_700_000_060.0) == 1_700_000_060.0
+    assert due_at([("cc-due-ms", b"1700000030000")], latest=1_700_000_060.0) == 1_700_000_030.0
+    assert due_at(headers) == 999_999_999_999.999
+
+
+def test_negative_history_numbers_read_as_a_fresh_start_of_that_count() -> None:
+    # cc-step -3 indexed the route from its end: an IndexError dead-lettered the record as
+    # an internal error, and -1 ran the last handler before the first.
+    headers = [
+        ("cc-origin-topic", b"t"),
+        ("cc-step", b"-3"),
+        ("cc-attempt", b"-99"),
+        ("cc-tier", b"-7"),
+    ]
+
+    trail = Trail.of("t.retry.1m", 0, 5, 9, headers)
+
+    assert (trail.step, trail.attempt, trail.tier) == (0, 0, -1)

@@ -4,6 +4,7 @@ and no unsubscribe URL is logged. Forwarding itself is tested against a broker."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -369,3 +370,53 @@ async def test_an_unexpected_error_is_500_to_retry_with_its_traceback_logged(
     assert line["exc_info"] is True
     async with client.http.get(client.base + "/livez") as live:
         assert live.status == 200
+
+
+async def test_a_body_sent_too_slowly_frees_its_place_within_the_answer_timeout(
+    client: Client,
+) -> None:
+    # A slow sender held one of ingest.max_concurrent places for as long as it liked: a few
+    # hundred of them (no signature needed) and every real notification was a 503.
+    ingress = client.ingress
+    ingress._settings = ingress._settings.model_copy(update={"answer_timeout": 0.3})
+    host, port = client.base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /mfs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n{"
+    )
+    await writer.drain()
+    try:
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+    finally:
+        writer.close()
+
+    assert status_line.startswith(b"HTTP/1.1 408")
+    assert ingress._gate.held == 0
+    [line] = client.lines("notification_rejected")
+    assert (line["status"], line["reason"]) == (408, "incomplete")
+
+
+async def test_a_sender_gone_before_its_body_arrived_is_no_internal_error(
+    client: Client,
+) -> None:
+    # A dropped connection was logged as a bug of ours (ingest_error, a traceback, a 500
+    # counted as reason internal): the alert on failing notifications fired on it.
+    host, port = client.base.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /mfs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n{"
+    )
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    writer.close()
+    for _ in range(50):
+        if client.lines("notification_rejected"):
+            break
+        await asyncio.sleep(0.05)
+
+    assert client.lines("ingest_error") == []
+    [line] = client.lines("notification_rejected")
+    assert line["reason"] == "incomplete"
+    assert client.ingress._gate.held == 0

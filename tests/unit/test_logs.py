@@ -445,3 +445,50 @@ def test_lines_from_threads_stay_whole(out: Output) -> None:
         sys.setswitchinterval(interval)
 
     assert len(out.records()) == 8000  # each line parses: none split or interleaved
+
+
+class _ReprRaises:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def _cycle() -> list[Any]:
+    loop: list[Any] = []
+    loop.append(loop)
+    return loop
+
+
+UNRENDERABLE = {
+    "an int past 64 bits": 2**70,
+    "a lone surrogate": "bad \ud800 text",
+    "a repr that raises": _ReprRaises(),
+    "a cycle": _cycle(),
+    "a key that is not text": {1: "one"},
+}
+
+
+@pytest.mark.parametrize("what", sorted(UNRENDERABLE))
+@pytest.mark.parametrize("format", ["json", "console"])
+def test_a_value_the_renderer_cannot_take_still_gives_the_line_and_never_raises(
+    out: Output, what: str, format: Literal["json", "console"], secret: str
+) -> None:
+    # A handler's annotation or its own log call with such a value raised out of the
+    # logger: the outcome line was never written and the record stuck (consumption held).
+    log = setup(out, format=format, secrets=(secret,))
+
+    log.info("record_processed", outcome="done", value=UNRENDERABLE[what], token=secret)
+
+    text = out.text()
+    assert "record_processed" in text
+    assert secret not in text
+    if format == "json":
+        line = only(out)
+        assert (line["event"], line["outcome"], line["token"]) == ("record_processed", "done", MASK)
+        assert "value" in line
+
+
+def test_scrub_takes_text_with_a_lone_surrogate(secret: str) -> None:
+    # A handler's exception message may hold one: scrubbing its dead-letter reason raised.
+    logs.add_secret(secret)
+
+    assert logs.scrub(f"bad \ud800 {secret}") == f"bad \ud800 {MASK}"

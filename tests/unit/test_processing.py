@@ -65,6 +65,13 @@ async def annotates_reason(event: Event, ctx: Context) -> Outcome:
     return DONE
 
 
+async def annotates_event(event: Event, ctx: Context) -> Outcome:
+    ctx.annotate(event="cover_set", attempt=99)
+    ctx.notes["self"] = "me"  # the dict itself, as ctx.notes is public
+    ctx.notes[7] = "not a name"  # type: ignore[index]  # the mistake under test
+    return DONE
+
+
 async def logs_its_own_line(event: Event, ctx: Context) -> Outcome:
     ctx.log.info("calling_vod")
     return DONE
@@ -82,6 +89,7 @@ HANDLERS: dict[str, Handler] = {
         ("annotates", annotates),
         ("annotates_reason", annotates_reason),
         ("logs_its_own_line", logs_its_own_line),
+        ("annotates_event", annotates_event),
     ]
 }
 
@@ -308,6 +316,18 @@ async def test_annotating_a_reserved_field_name_does_not_make_process_raise(
 
     assert outcome == DONE
     assert outcome_line(logs)["outcome"] == "done"
+
+
+async def test_annotating_the_lines_own_argument_names_does_not_make_process_raise(
+    clients: Clients, logs: list[EventDict]
+) -> None:
+    # ``event`` (and ``self``) are the logger call's own arguments: such a note made the
+    # outcome line raise, after the outcome, so the record stuck and consumption held.
+    outcome = await pipeline(clients, "annotates_event").process(work(cover_event("a1")))
+
+    assert outcome == DONE
+    line = outcome_line(logs)
+    assert (line["outcome"], line["attempt"], "self" in line) == ("done", 1, False)
 
 
 async def test_a_handler_past_its_timeout_is_cancelled_and_retried_as_transient(
