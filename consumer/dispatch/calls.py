@@ -134,7 +134,6 @@ class HandlerCalls:
                 return failure(exc, run.attempt, self._retry.unexpected_attempts)
             finally:
                 self._durations(step.name).observe(self._clock.monotonic() - began)
-                _keep_printable(run.notes)
             if not isinstance(outcome, Outcome):  # user code may return anything
                 return Failed(f"handler returned {type(outcome).__name__}, not an outcome")
             return outcome
@@ -144,18 +143,6 @@ class HandlerCalls:
         if child is None:
             child = self._handler_seconds[handler] = metrics.HANDLER_SECONDS.labels(handler)
         return child
-
-
-# The outcome line's logger call takes these as arguments: a note by such a name made it
-# raise after the record's outcome (stuck, consumption held). The line's own fields win.
-_NOT_NOTES = frozenset({"event", "self"})
-
-
-def _keep_printable(notes: dict[Any, Any]) -> None:
-    """Drop the notes the outcome line cannot carry: its own argument names, names that are
-    not text (``ctx.notes`` is the dict itself)."""
-    for key in [k for k in notes if not isinstance(k, str) or k in _NOT_NOTES]:
-        del notes[key]
 
 
 def _cancelled_from_outside(exc: BaseException) -> bool:

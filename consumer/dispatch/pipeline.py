@@ -189,7 +189,7 @@ class Pipeline:
         self._count(outcome.kind, run.handler)
         # Handler notes first: the record's context and outcome must win over a same-named note.
         fields: dict[str, Any] = {
-            **run.notes,
+            **_printable(run.notes),
             **run.context,
             "outcome": outcome.kind,
             "handler": run.handler,
@@ -207,6 +207,19 @@ class Pipeline:
             fields["retry_topic"] = outcome.topic
             fields["due"] = round(outcome.due, 3)
         self._log.info("record_processed", **fields)
+
+
+# The logger call's own argument names: a note so named made the outcome line raise after
+# the record's outcome (stuck, consumption held).
+_NOT_NOTES = frozenset({"event", "self"})
+
+
+def _printable(notes: dict[Any, Any]) -> dict[str, Any]:
+    """The notes the outcome line can carry: text names, none of the logger's own (a
+    handler may write ``ctx.notes`` directly, or from a task that outlives its call)."""
+    if all(isinstance(key, str) and key not in _NOT_NOTES for key in notes):
+        return notes
+    return {k: v for k, v in notes.items() if isinstance(k, str) and k not in _NOT_NOTES}
 
 
 def _memo(text: str) -> dict[str, Any]:
