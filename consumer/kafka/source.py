@@ -141,11 +141,6 @@ class KafkaSource:
         await self._consumer.commit(offsets)
         self._committed.update(offsets)
 
-    def share_of(self, topic: str) -> tuple[int, int]:
-        """(partitions of ``topic`` this member owns, partitions it has)."""
-        owned = sum(1 for tp in self._consumer.assignment() if tp.topic == topic)
-        return owned, len(self._consumer.partitions_for_topic(topic) or ())
-
     def owned(self) -> frozenset[TopicPartition]:
         return frozenset(self._owned)
 
