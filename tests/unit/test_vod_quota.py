@@ -96,11 +96,11 @@ def test_asks_apply_at_once_until_one_allows_a_call() -> None:
     clock = ManualClock(now=1000.0)
     window = window_of(0, clock)  # e.g. a rebalance revoking nothing, before the first assignment
 
-    window.ask(50)
-    assert window.limit == 50
+    window.ask(1)
+    assert window.limit == 1
     window.ask(0)
     window.ask(50)
-    assert window.limit == 0  # calls were allowed: growing waits a window
+    assert window.limit == 0  # a call was allowed: growing waits a window
 
 
 def test_a_growing_ask_applies_after_a_full_window_and_a_shrinking_one_at_once() -> None:
@@ -174,6 +174,16 @@ def test_an_ask_falls_to_its_then_at_its_until() -> None:
     assert window.limit == 10
 
 
+def test_an_ask_falls_to_nothing_at_its_until_unless_told_otherwise() -> None:
+    clock = ManualClock(now=1000.0)
+    window = window_of(80, clock)
+
+    window.ask(80, until=1001.0)
+    clock.advance(1.0)
+
+    assert window.limit == 0
+
+
 def test_asking_again_before_the_until_cancels_the_fall() -> None:
     clock = ManualClock(now=1000.0)
     window = window_of(80, clock)
@@ -207,6 +217,17 @@ async def test_a_throttling_answer_quiets_the_window() -> None:
     await acquire(window)
 
     assert clock.slept == [3.0]
+
+
+def test_a_quiet_window_takes_a_call_again_at_the_end_of_its_quiet() -> None:
+    clock = ManualClock(now=1000.0)
+    window = window_of(100, clock)
+    window.quiet(3.0)
+
+    clock.advance(3.0)
+
+    assert window.take() == 0.0
+    assert window.spent == 1
 
 
 async def test_a_quiet_window_can_only_lengthen_its_quiet() -> None:
@@ -270,6 +291,10 @@ def test_the_pool_is_the_quota_less_the_reserve_times_the_work() -> None:
 
     assert share.calls(20) == 18  # 20 less its reserve of 2, whose slice 0 holds none
     assert share.calls(100) == 91  # 90 of the pool and slice 0 of the reserve of 10
+
+
+def test_the_reserve_is_a_whole_number_of_calls() -> None:
+    assert Share(frozenset({0, 1}), 2, Fraction(1)).calls(25) == 25  # 2 reserved, 23 pooled
 
 
 def test_a_share_of_nothing_allows_no_call() -> None:

@@ -220,8 +220,8 @@ def test_only_main_partitions_below_the_total_are_claimed_or_counted(
     view: WorkView, clock: ManualClock
 ) -> None:
     tiers = {(TIER, 0): (9, 5), (TIER, 1): (9, 5)}
-    owned = {*main(0, 1, 7), (TIER, 0)}
-    ask = follow(view, clock, 10, owned, {(M, 7), (TIER, 0), (M, 3)}, {**quiet(), **tiers})
+    owned = {*main(0, 1, 6), (TIER, 0)}
+    ask = follow(view, clock, 10, owned, {(M, 6), (TIER, 0), (M, 3)}, {**quiet(), **tiers})
 
     assert (ask.share.partitions, ask.share.work) == (frozenset({0, 1}), Fraction(1, 3))
 
@@ -349,3 +349,107 @@ def test_nothing_is_kept_across_a_view_gone_stale(view: WorkView, clock: ManualC
     ask = follow(view, clock, 1, main(0, 1), main(0), with_backlog(0, 3))
 
     assert ask.share.work == 0
+
+
+def test_a_replica_that_knows_no_partition_of_the_main_topic_asks_nothing(
+    view: WorkView,
+) -> None:
+    ask = view.ask(set(), set(), 0)
+
+    assert (ask.share.calls(100), ask.then.calls(100)) == (0, 0)
+
+
+def test_the_reading_period_bounds_how_stale_a_view_may_be(clock: ManualClock) -> None:
+    assert WorkView(M, 6.0, 0.05).fresh == 1.0  # at most a second, when 3 periods are less
+
+
+def test_a_view_is_fresh_up_to_its_last_moment(view: WorkView, clock: ManualClock) -> None:
+    settled(view, clock, main(0, 1))
+    began = clock.now - PERIOD
+    clock.now = began + view.fresh - PERIOD  # its ask still outlives the next period
+
+    assert view.ask(main(0, 1), (), 6).share.work == Fraction(1, 3)
+
+
+def test_a_gap_of_exactly_a_fresh_view_keeps_a_streak(view: WorkView, clock: ManualClock) -> None:
+    settled(view, clock, main(0, 1))
+    follow(view, clock, 2, main(0, 1), main(0), with_backlog(0))
+    clock.now += view.fresh - PERIOD  # the last sample was a period before now
+    follow(view, clock, 6, main(0, 1), main(0), with_backlog(0))
+
+    ask = follow(view, clock, 1, main(0, 1), main(0), with_backlog(0))
+
+    assert ask.share.work == 1  # busy since 8 periods and the gap: a claim
+
+
+def test_every_own_partition_active_still_lets_it_grow_at_once(
+    view: WorkView, clock: ManualClock
+) -> None:
+    settled(view, clock, main(0, 1))
+
+    ask = follow(view, clock, 9, main(0, 1), main(0, 1), with_backlog(0, 1))
+
+    assert (ask.share.work, ask.at_once) == (Fraction(1), True)
+
+
+def test_a_partition_owned_for_exactly_a_window_was_owned_throughout(
+    view: WorkView, clock: ManualClock
+) -> None:
+    start = clock.now
+    for k in range(-30, 27):  # readings from before it owned anything, asks from start on
+        clock.now = start + k * PERIOD
+        view.read(clock.now, with_backlog(0))
+        if k >= 0:
+            ask = view.ask(main(0, 1), main(0), 6)
+            assert ask.at_once == (k == 26), k  # owned since start: a window at k = 26
+
+
+def test_activity_of_others_bars_growing_at_once_for_a_window_and_a_period(
+    view: WorkView, clock: ManualClock
+) -> None:
+    settled(view, clock, main(0, 1))
+    seen = clock.now
+    follow(view, clock, 1, main(0, 1), offsets=with_backlog(3))
+    follow(view, clock, 25, main(0, 1), main(0), with_backlog(0))
+
+    clock.now = seen + view.window  # 26 periods later
+    view.read(clock.now, with_backlog(0))
+    assert not view.ask(main(0, 1), main(0), 6).at_once
+    clock.now = seen + view.window + PERIOD
+    view.read(clock.now, with_backlog(0))
+    assert view.ask(main(0, 1), main(0), 6).at_once
+
+
+def test_readings_reaching_back_exactly_a_window_and_a_period_are_enough(
+    view: WorkView, clock: ManualClock
+) -> None:
+    first = clock.now
+    for k in range(28):  # the first reading sees everything for the first time: active
+        clock.now = first + k * PERIOD
+        view.read(clock.now, quiet())
+        ask = view.ask(main(0, 1), (), 6)
+
+    assert clock.now == first + view.window + PERIOD
+    assert ask.at_once
+
+
+def test_keeping_ends_once_every_busy_partition_is_a_claim(
+    view: WorkView, clock: ManualClock
+) -> None:
+    settled(view, clock, main(0, 1))
+    follow(view, clock, 8, main(0, 1), main(0), with_backlog(0, 2, 3))
+
+    ask = follow(view, clock, 1, main(0, 1), main(0), with_backlog(0, 2, 3, 4, 5))
+
+    assert ask.share.work == Fraction(1, 5)  # its claim among 5, not the third it kept
+
+
+def test_claims_as_many_as_the_others_are_no_split_by_partitions(
+    view: WorkView, clock: ManualClock
+) -> None:
+    settled(view, clock, main(0, 1))
+    follow(view, clock, 9, main(0, 1), main(0), with_backlog(0, 3))  # 1 claim, 1 other
+
+    ask = follow(view, clock, 1, main(0, 1), main(0, 1), with_backlog(0, 1, 3, 4, 5))
+
+    assert ask.share.work == Fraction(1, 4)  # nothing kept: its claim among 4
