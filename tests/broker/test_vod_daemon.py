@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,39 +122,41 @@ class Drain:
 WRITES, WINDOW = 20, 3.0  # the tenant's write quota in the simulator_thread fixture
 
 
+#: Seconds after the previous burst (or after the daemons settled), events per partition.
+Burst = tuple[float, dict[int, int]]
+
+
 def drain_with_three_daemons(
     bootstrap: str,
     name: str,
     tmp_path: Path,
     simulator: tuple[SimState, str],
-    per_partition: dict[int, int],
+    bursts: Callable[[list[list[int]]], list[Burst]],
 ) -> Drain:
     """Three daemons on 6 partitions, settled (each owns 2 and its share had a window to
-    grow), then ``per_partition`` FAILED events on each partition, drained."""
+    grow), then FAILED events in ``bursts`` (given the partitions each daemon owns), all
+    drained."""
     state, url = simulator
-    total = sum(per_partition.values())
-    for i in range(total):
-        state.add_asset(f"a{i}", snapshots=[0, 4, 8])
     asyncio.run(create_topic(bootstrap, name, 6))
     quotas = {"write_quota_per_minute": WRITES, "quota_window": WINDOW}
-    config = daemon_config(
-        tmp_path,
-        bootstrap,
-        name,
-        name,
-        "fallback_cover",
-        extra={"vod": vod_settings(url, **quotas)},
-    )
+    extra = {"vod": vod_settings(url, **quotas)}
+    config = daemon_config(tmp_path, bootstrap, name, name, "fallback_cover", extra=extra)
     daemons = [start_daemon(config, tmp_path / f"d{n}.log") for n in range(3)]
     daemons[0].wait_for(lambda: settled(daemons, name), 90, "each daemon owning 2 partitions")
     time.sleep(widened(WINDOW) + 2.0)  # the shares had a window to grow since
+    plan = bursts([owned(daemon, name) for daemon in daemons])
+    total = sum(sum(events.values()) for _, events in plan)
+    for i in range(total):
+        state.add_asset(f"a{i}", snapshots=[0, 4, 8])
     assets = iter(range(total))
-    records = [
-        (f"a{i}".encode(), cover_event(f"a{i}"), partition)
-        for partition, count in per_partition.items()
-        for i in itertools.islice(assets, count)
-    ]
-    asyncio.run(produce(bootstrap, name, records))
+    for delay, events in plan:
+        time.sleep(delay)
+        records = [
+            (f"a{i}".encode(), cover_event(f"a{i}"), partition)
+            for partition, count in events.items()
+            for i in itertools.islice(assets, count)
+        ]
+        asyncio.run(produce(bootstrap, name, records))
     daemons[0].wait_for(
         lambda: sum(len(d.outcomes()) for d in daemons) >= total, 120, "every event handled"
     )
@@ -168,6 +170,12 @@ def drain_with_three_daemons(
         throttled=state.throttled,
         handled_by=[len(d.outcomes()) for d in daemons],
     )
+
+
+def owned(daemon: DaemonProcess, topic: str) -> list[int]:
+    """The partitions of ``topic`` in the daemon's latest assignment."""
+    latest = daemon.events("partitions_assigned")[-1]["partitions"]
+    return sorted(int(p.rsplit("/", 1)[1]) for p in latest if p.startswith(f"{topic}/"))
 
 
 def settled(daemons: list[DaemonProcess], topic: str) -> bool:
@@ -193,7 +201,9 @@ def report(what: str, drain: Drain) -> None:
 def test_three_daemons_drain_one_busy_partition_near_the_whole_write_quota(
     bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
 ) -> None:
-    drain = drain_with_three_daemons(bootstrap, name, tmp_path, simulator_thread, {0: 60})
+    drain = drain_with_three_daemons(
+        bootstrap, name, tmp_path, simulator_thread, lambda _: [(0.0, {0: 60})]
+    )
     report("all on 1 of 6 partitions", drain)
 
     assert drain.writes == 60
@@ -207,7 +217,7 @@ def test_three_daemons_drain_an_even_spread_at_the_whole_write_quota(
     bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
 ) -> None:
     drain = drain_with_three_daemons(
-        bootstrap, name, tmp_path, simulator_thread, dict.fromkeys(range(6), 20)
+        bootstrap, name, tmp_path, simulator_thread, lambda _: [(0.0, dict.fromkeys(range(6), 20))]
     )
     report("even over 6 partitions", drain)
 
@@ -216,6 +226,23 @@ def test_three_daemons_drain_an_even_spread_at_the_whole_write_quota(
     assert drain.most_in_a_window <= WRITES
     assert all(handled == 40 for handled in drain.handled_by)  # each its 2 partitions
     assert drain.of_quota >= 0.9
+
+
+@pytest.mark.slow
+def test_three_daemons_never_exceed_the_write_quota_while_the_hot_partition_moves(
+    bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
+) -> None:
+    def moving(owned: list[list[int]]) -> list[Burst]:
+        # The first daemon's partition is busy, then, while it still drains, the second's.
+        return [(0.0, {owned[0][0]: 30}), (4.0, {owned[1][0]: 30})]
+
+    drain = drain_with_three_daemons(bootstrap, name, tmp_path, simulator_thread, moving)
+    report("hot partition moving to another daemon", drain)
+
+    assert drain.writes == 60
+    assert drain.throttled == 0
+    assert drain.most_in_a_window <= WRITES
+    assert drain.handled_by[:2] == [30, 30]
 
 
 @pytest.mark.slow
