@@ -4,6 +4,7 @@ mark and the group's committed offset, for the partitions it owns and those it d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ class GroupOffsets:
     def __init__(self, options: dict[str, Any], group_id: str, topics: Sequence[str]) -> None:
         self._options = {**options, "group_id": group_id, "enable_auto_commit": False}
         self._topics = list(topics)
-        self._consumer: AIOKafkaConsumer | None = None
+        self._starting: asyncio.Task[AIOKafkaConsumer] | None = None
         self._highs: dict[TopicPartition, int] = {}  # where each high-water mark is read next
 
     async def read(self) -> dict[TopicPartition, tuple[int, int | None]]:
@@ -43,15 +44,28 @@ class GroupOffsets:
         return {tp: (highs[tp], committed[tp].offset if tp in committed else None) for tp in tps}
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
+        if self._starting is None:
+            return
+        self._starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, KafkaError, OSError):
+            await (await self._starting).stop()
 
     async def _started(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            consumer = AIOKafkaConsumer(**self._options)
+        # Shielded: a reading given up on (it has a deadline) must not give up the start,
+        # which may take longer than a reading may.
+        starting = self._starting
+        if starting is None or _failed(starting):
+            self._starting = starting = asyncio.ensure_future(self._start())
+        return await asyncio.shield(starting)
+
+    async def _start(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(**self._options)
+        try:
             await consumer.start()
-            self._consumer = consumer
-        return self._consumer
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
 
     async def _high_water_marks(
         self, consumer: AIOKafkaConsumer, cluster: Any, tps: list[TopicPartition]
@@ -89,3 +103,7 @@ class GroupOffsets:
         if missing := set(tps) - highs.keys():
             raise KafkaError(f"no high-water mark for {sorted(missing)}")
         return highs
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)

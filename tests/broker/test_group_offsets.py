@@ -120,3 +120,22 @@ async def test_a_partition_with_records_beyond_those_fetched_is_busy(
     await source.commit({tp: records[tp][-1].offset + 1})
 
     assert source.busy() == {tp}
+
+
+async def test_a_reading_given_up_on_does_not_give_up_connecting(
+    bootstrap: str, name: str, group: GroupOffsets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts = []
+
+    class Counted(AIOKafkaConsumer):  # type: ignore[misc]
+        async def start(self) -> None:
+            starts.append(self)
+            await super().start()
+
+    monkeypatch.setattr("consumer.kafka.group.AIOKafkaConsumer", Counted)
+    await create_topic(bootstrap, name, 1)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(group.read(), 0.001)  # far less than connecting takes
+
+    assert set(await group.read()) == {TopicPartition(name, 0)}
+    assert len(starts) == 1  # the start went on while the reading was given up
