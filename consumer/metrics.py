@@ -104,7 +104,8 @@ VOD_THROTTLED = Counter(
 )
 VOD_QUOTA_SHARE = Gauge(
     "cover_consumer_vod_quota_share_calls_per_minute",
-    "This replica's share of the tenant's VOD quota.",
+    "Calls this replica may make per quota window now: its share of the tenant's VOD "
+    "quota, following the work.",
     ["group"],
 )
 VOD_BILLED_TASKS = Counter(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaConnectionError
@@ -22,6 +24,14 @@ from consumer.outcomes import DONE, Outcome
 from consumer.redelivery.guard import DeadLetterGuard
 from consumer.redelivery.sidetopics import SideTopics
 from consumer.redelivery.topology import Topology
+from consumer.vod.quota import Ask, Share
+
+#: A replica owning the one partition there is: the whole of each VOD quota, for ever.
+WHOLE_QUOTA = Ask(
+    Share(frozenset({0}), 1, Fraction(1)),
+    until=math.inf,
+    then=Share(frozenset({0}), 1, Fraction(1)),
+)
 
 __all__ = [
     "FakeRecord",

@@ -36,8 +36,8 @@ class VodSettings(BaseModel):
     # Calls in flight at once. Under 5 on purpose: VOD locks a key after 5 failed
     # signatures in a row, and the circuit opens on the first one.
     max_concurrent_calls: Annotated[int, Field(ge=1, le=4)] = 4
-    # Per-tenant quotas, calls per minute, shared by all replicas in proportion to the
-    # partitions each owns.
+    # Per-tenant quotas, calls per minute, shared by all replicas by the work (see
+    # consumer.vod.quota).
     write_quota_per_minute: Count = 100
     query_quota_per_minute: Count = 1500
     # Seconds the quotas count over. VOD's is 60: shorten only against the simulator.

@@ -56,14 +56,19 @@ class Source(Protocol):
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, revoked: RebalanceCallback, assigned: RebalanceCallback) -> None:
+    def __init__(
+        self, source: KafkaSource, revoked: RebalanceCallback, assigned: RebalanceCallback
+    ) -> None:
+        self._source = source
         self._revoked = revoked
         self._assigned = assigned
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
         await self._revoked(revoked)
+        self._source._let_go(revoked)
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self._source._take(assigned)
         await self._assigned(assigned)
 
 
@@ -74,11 +79,29 @@ class KafkaSource:
         lenient.install()  # one record aiokafka cannot decode must not stop a partition
         self._consumer = consumer
         self._topics = list(topics)
+        # Owned from the end of their assignment's callback to the end of their revocation's:
+        # aiokafka's ``assignment()`` still lists revoked partitions until the next assignment.
+        self._owned: set[TopicPartition] = set()
+        # Per owned partition since its assignment: the offset after the last record fetched
+        # and the last offset committed (see ``busy``).
+        self._fetched: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
 
     async def start(self, on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> None:
         """Join the group; may be called again after it failed (the broker was down)."""
-        self._consumer.subscribe(self._topics, listener=_Listener(on_revoked, on_assigned))
+        listener = _Listener(self, on_revoked, on_assigned)
+        self._consumer.subscribe(self._topics, listener=listener)
         await self._consumer.start()
+
+    def _take(self, partitions: Collection[TopicPartition]) -> None:
+        self._let_go(partitions)
+        self._owned |= set(partitions)
+
+    def _let_go(self, partitions: Collection[TopicPartition]) -> None:
+        self._owned -= set(partitions)
+        for tp in partitions:
+            self._fetched.pop(tp, None)
+            self._committed.pop(tp, None)
 
     async def probe(self) -> None:
         """One round trip to the broker (a metadata request): raises when it cannot answer."""
@@ -96,12 +119,14 @@ class KafkaSource:
                 break
             batch.update(await self._consumer.getmany(tp, max_records=min(share, left)))
             left = max_records - sum(len(records) for records in batch.values())
-        if batch:
-            return batch
-        waited: dict[TopicPartition, Sequence[Record]] = await self._consumer.getmany(
-            *partitions, timeout_ms=int(timeout * 1000), max_records=max_records
-        )
-        return waited
+        if not batch:
+            batch = await self._consumer.getmany(
+                *partitions, timeout_ms=int(timeout * 1000), max_records=max_records
+            )
+        for tp, records in batch.items():
+            if records:
+                self._fetched[tp] = max(self._fetched.get(tp, 0), records[-1].offset + 1)
+        return batch
 
     def pause(self, partitions: Collection[TopicPartition]) -> None:
         self._consumer.pause(*partitions)
@@ -114,11 +139,24 @@ class KafkaSource:
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         await self._consumer.commit(offsets)
+        self._committed.update(offsets)
 
-    def share_of(self, topic: str) -> tuple[int, int]:
-        """(partitions of ``topic`` this member owns, partitions it has)."""
-        owned = sum(1 for tp in self._consumer.assignment() if tp.topic == topic)
-        return owned, len(self._consumer.partitions_for_topic(topic) or ())
+    def owned(self) -> frozenset[TopicPartition]:
+        return frozenset(self._owned)
+
+    def partitions(self, topic: str) -> int:
+        return len(self._consumer.partitions_for_topic(topic) or ())
+
+    def busy(self) -> set[TopicPartition]:
+        """Owned partitions holding a record not yet committed, from what this member
+        fetched and committed since it was assigned them: no request, never a false busy
+        (a record it has not fetched yet may be missed)."""
+        busy = set()
+        for tp, fetched in self._fetched.items():
+            high = self._consumer.highwater(tp)
+            if self._committed.get(tp, -1) < fetched or (high is not None and high > fetched):
+                busy.add(tp)
+        return busy
 
     async def lag(self) -> dict[TopicPartition, int]:
         """High-water mark minus position, per owned partition with a known high-water mark."""

@@ -53,6 +53,7 @@ async def run(settings: Settings) -> int:
         stop_server, port = await serve(health, settings.http.host, settings.http.port)
         log.info("side_server_listening", host=settings.http.host, port=port)
         watch = asyncio.create_task(_watch_broker(source, health.contact, log))
+        follow: asyncio.Task[None] | None = None  # the VOD quota shares follow the group's work
         # Not joined yet: closing only has clients to stop, a few seconds at most.
         close_by = time.monotonic() + min(5.0, timeout)
         try:
@@ -61,6 +62,7 @@ async def run(settings: Settings) -> int:
                 log.info("shutdown", reason="signal before the consumer started")
                 return ExitCode.OK
             health.joined = True
+            follow = asyncio.create_task(parts.follow_work(log))
             log.info(
                 "consumer_started",
                 topic=settings.kafka.topic,
@@ -77,6 +79,8 @@ async def run(settings: Settings) -> int:
             drained = await engine.shutdown(timeout - min(5.0, timeout / 5))
         finally:
             watch.cancel()
+            if follow is not None:
+                follow.cancel()
             if circuit is not None:
                 circuit.stop()
             # Closed on every path, a failed start included: leaving is bounded anyway.

@@ -4,11 +4,13 @@ is shared by all: the guard and the circuit set it, flow control and readiness r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from structlog.typing import FilteringBoundLogger
 
 from consumer import metrics
@@ -20,6 +22,7 @@ from consumer.dispatch.routing import Router
 from consumer.engine.loop import Engine
 from consumer.handlers import Clients
 from consumer.hold import Hold, Reason
+from consumer.kafka.group import GroupOffsets
 from consumer.kafka.options import client_options, consumer_options
 from consumer.kafka.sink import KafkaSink
 from consumer.kafka.source import KafkaSource, Record, TopicPartition
@@ -38,7 +41,7 @@ from consumer.vod.credentials import (
     StaticCredentials,
 )
 from consumer.vod.gateway import GuardedVod
-from consumer.vod.quota import QuotaWindow
+from consumer.vod.quota import QuotaWindow, WorkView
 from consumer.vod.signing import Credentials
 
 __all__ = ["Parts", "build"]
@@ -59,6 +62,9 @@ class Parts:
     main_topic: str
     #: VOD's own connection pool (see ``vod_session``), closed with the daemon.
     vod_http: aiohttp.ClientSession | None = None
+    #: The group's work as this replica sees it, which its VOD quota shares follow.
+    work: WorkView | None = None
+    group: GroupOffsets | None = None
 
     async def start(self) -> None:
         """Connect the producer, then join the group (both may wait on an absent broker)."""
@@ -68,19 +74,45 @@ class Parts:
     async def close_vod(self) -> None:
         if self.vod_http is not None:
             await self.vod_http.close()
+        if self.group is not None:
+            await self.group.close()
 
     async def _assigned(self, partitions: Collection[TopicPartition]) -> None:
         await self.engine.on_assigned(partitions)
-        self._share_quota()
+        self.share_quota()
 
     async def _revoked(self, partitions: Collection[TopicPartition]) -> None:
         await self.engine.on_revoked(partitions)
-        self._share_quota()
+        self.share_quota(leaving=partitions)  # before another member can own them
 
-    def _share_quota(self) -> None:
-        if self.vod is not None:
-            owned, total = self.source.share_of(self.main_topic)
-            self.vod.set_share(owned / total if total else 0.0)
+    def share_quota(self, leaving: Collection[TopicPartition] = ()) -> None:
+        """Ask this replica's share of the VOD quotas from what it owns and sees now."""
+        if self.vod is not None and self.work is not None:
+            owned = self.source.owned() - set(leaving)
+            busy = self.source.busy() & owned
+            self.vod.set_share(self.work.ask(owned, busy, self.source.partitions(self.main_topic)))
+
+    async def follow_work(self, log: FilteringBoundLogger, clock: Clock = SYSTEM_CLOCK) -> None:
+        """Read the group's offsets from Kafka every period and ask the quota shares again;
+        until cancelled. A reading that fails or is late counts as none (see ``WorkView``)."""
+        if self.work is None or self.group is None:
+            return
+        period = self.work.period
+        while True:
+            began = clock.monotonic()
+            try:
+                offsets = await asyncio.wait_for(self.group.read(), period / 2)
+            except Exception as exc:  # whatever failed, this period has no reading
+                level = (
+                    log.debug
+                    if isinstance(exc, KafkaError | OSError | TimeoutError)
+                    else log.warning
+                )
+                level("group_offsets_unknown", error=type(exc).__name__, reason=str(exc))
+            else:
+                self.work.read(began, offsets)
+            self.share_quota()
+            await clock.sleep(began + period - clock.monotonic())
 
 
 def build(
@@ -144,7 +176,21 @@ def build(
         clock=clock,
         before_commit=flush,
     )
-    return Parts(engine, pipeline, source, sink, guard, vod, hold, topology.main, vod_http)
+    work, group = None, None
+    if vod is not None:
+        window = settings.vod.quota_window
+        work = WorkView(topology.main, window, reading_period(window), clock=clock)
+        kafka = settings.kafka
+        group = GroupOffsets(client_options(kafka), kafka.group_id, topology.consumed)
+    return Parts(
+        engine, pipeline, source, sink, guard, vod, hold, topology.main, vod_http, work, group
+    )
+
+
+def reading_period(window: float) -> float:
+    """Seconds between two readings of the group's offsets: a twentieth of the quota
+    window, at most a second (VOD's minute: a request of each kind a second)."""
+    return min(window / 20, 1.0)
 
 
 def _vod(

@@ -27,7 +27,7 @@ from consumer.vod.models import (
     ProcessTaskResponse,
     ThumbnailTask,
 )
-from consumer.vod.quota import QuotaWindow
+from consumer.vod.quota import Ask, QuotaWindow
 
 __all__ = ["GuardedVod"]
 
@@ -54,11 +54,17 @@ class GuardedVod:
         self._slots = asyncio.Semaphore(1)
         self._unproven = max_concurrent - 1  # slots to add once a call succeeds
 
-    def set_share(self, share: float) -> None:
-        """This replica's share of the tenant's quotas (owned / total partitions)."""
+    def set_share(self, ask: Ask) -> None:
+        """This replica's share of the tenant's quotas (``WorkView.ask``)."""
         for group, window in (("write", self.writes), ("query", self.queries)):
-            window.set_share(share)
-            metrics.VOD_QUOTA_SHARE.labels(group).set(share * window.per_minute)
+            quota = window.per_minute
+            window.ask(
+                ask.share.calls(quota),
+                at_once=ask.at_once,
+                until=ask.until,
+                then=ask.then.calls(quota),
+            )
+            metrics.VOD_QUOTA_SHARE.labels(group).set(window.limit)
 
     async def show_asset_detail(
         self,

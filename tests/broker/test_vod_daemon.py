@@ -4,9 +4,11 @@ replicas share the tenant's quota without pushing VOD over it."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,11 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from consumer.devtools.broker import create_topic
+from consumer.devtools.harness import DaemonProcess
 from consumer.devtools.simulator.app import SimServer, run_simulator
 from consumer.handlers.covers import fallback_cover
 from consumer.testing.vodsim import Quotas, SimState
+from consumer.vod.quota import widened
 from tests.support import (
     cover_event,
     daemon_config,
@@ -112,39 +116,146 @@ async def _stop(server: SimServer) -> None:
     await server.stop()
 
 
-@pytest.mark.slow
-def test_three_daemons_share_the_write_quota_without_exceeding_it(
-    bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
-) -> None:
-    state, url = simulator_thread
-    total = 120
-    for i in range(total):
-        state.add_asset(f"a{i}", snapshots=[0, 4, 8])
+@dataclass(frozen=True)
+class Drain:
+    """The writes VOD received while three daemons drained a backlog."""
+
+    writes: int
+    seconds: float  # from the first write VOD received to the last
+    most_in_a_window: int
+    throttled: int
+    handled_by: list[int]  # events each daemon handled
+
+    @property
+    def of_quota(self) -> float:
+        """The drain rate as a fraction of the tenant's write quota."""
+        return self.writes / (WRITES / WINDOW) / self.seconds
+
+
+WRITES, WINDOW = 20, 3.0  # the tenant's write quota in the simulator_thread fixture
+
+
+#: Seconds after the previous burst (or after the daemons settled), events per partition.
+Burst = tuple[float, dict[int, int]]
+
+
+def drain_with_three_daemons(
+    bootstrap: str,
+    name: str,
+    tmp_path: Path,
+    simulator: tuple[SimState, str],
+    bursts: Callable[[list[list[int]]], list[Burst]],
+) -> Drain:
+    """Three daemons on 6 partitions, settled (each owns 2 and its share had a window to
+    grow), then FAILED events in ``bursts`` (given the partitions each daemon owns), all
+    drained."""
+    state, url = simulator
     asyncio.run(create_topic(bootstrap, name, 6))
-    extra = {"vod": vod_settings(url, write_quota_per_minute=20, quota_window=3.0)}
+    quotas = {"write_quota_per_minute": WRITES, "quota_window": WINDOW}
+    extra = {"vod": vod_settings(url, **quotas)}
     config = daemon_config(tmp_path, bootstrap, name, name, "fallback_cover", extra=extra)
     daemons = [start_daemon(config, tmp_path / f"d{n}.log") for n in range(3)]
-    for daemon in daemons:
-        daemon.wait_for(daemon.joined, 60, "join")
-    asyncio.run(
-        produce(
-            bootstrap, name, [(f"a{i}".encode(), cover_event(f"a{i}"), None) for i in range(total)]
-        )
-    )
-    began = time.monotonic()
+    daemons[0].wait_for(lambda: settled(daemons, name), 90, "each daemon owning 2 partitions")
+    time.sleep(widened(WINDOW) + 2.0)  # the shares had a window to grow since
+    plan = bursts([owned(daemon, name) for daemon in daemons])
+    total = sum(sum(events.values()) for _, events in plan)
+    for i in range(total):
+        state.add_asset(f"a{i}", snapshots=[0, 4, 8])
+    assets = iter(range(total))
+    for delay, events in plan:
+        time.sleep(delay)
+        records = [
+            (f"a{i}".encode(), cover_event(f"a{i}"), partition)
+            for partition, count in events.items()
+            for i in itertools.islice(assets, count)
+        ]
+        asyncio.run(produce(bootstrap, name, records))
     daemons[0].wait_for(
         lambda: sum(len(d.outcomes()) for d in daemons) >= total, 120, "every event handled"
     )
-    elapsed = time.monotonic() - began
     for daemon in daemons:
         daemon.terminate()
+    arrivals = sorted(state.received["write"])
+    return Drain(
+        writes=state.count("update_cover"),
+        seconds=arrivals[-1] - arrivals[0],
+        most_in_a_window=state.most_in_window("write"),
+        throttled=state.throttled,
+        handled_by=[len(d.outcomes()) for d in daemons],
+    )
 
-    writes = state.count("update_cover")
-    print(f"{writes} writes in {elapsed:.1f}s; ideal {total / 20 * 3:.1f}s at the quota")
-    assert state.throttled == 0  # never over the quota, whatever the rebalances did
-    assert writes == total
-    assert all(len(d.outcomes()) > 0 for d in daemons)  # all three took part
-    assert elapsed < 2.5 * (total / 20 * 3)  # drains near the quota
+
+def owned(daemon: DaemonProcess, topic: str) -> list[int]:
+    """The partitions of ``topic`` in the daemon's latest assignment."""
+    latest = daemon.events("partitions_assigned")[-1]["partitions"]
+    return sorted(int(p.rsplit("/", 1)[1]) for p in latest if p.startswith(f"{topic}/"))
+
+
+def settled(daemons: list[DaemonProcess], topic: str) -> bool:
+    """Whether each daemon's latest assignment holds 2 of the 6 partitions of ``topic``."""
+    owned = []
+    for daemon in daemons:
+        assigned = daemon.events("partitions_assigned")
+        if not assigned or len(daemon.events("partitions_revoked")) >= len(assigned):
+            return False
+        owned.append(sum(p.startswith(f"{topic}/") for p in assigned[-1]["partitions"]))
+    return owned == [2, 2, 2]
+
+
+def report(what: str, drain: Drain) -> None:
+    print(
+        f"{what}: {drain.writes} writes in {drain.seconds:.1f} s at VOD, "
+        f"{drain.of_quota:.2f} of the quota ({WRITES} per {WINDOW:g} s); most in a window "
+        f"{drain.most_in_a_window}, throttled {drain.throttled}, by daemon {drain.handled_by}"
+    )
+
+
+@pytest.mark.slow
+def test_three_daemons_drain_one_busy_partition_near_the_whole_write_quota(
+    bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
+) -> None:
+    drain = drain_with_three_daemons(
+        bootstrap, name, tmp_path, simulator_thread, lambda _: [(0.0, {0: 60})]
+    )
+    report("all on 1 of 6 partitions", drain)
+
+    assert drain.writes == 60
+    assert drain.throttled == 0
+    assert drain.most_in_a_window <= WRITES
+    assert drain.of_quota >= 0.8
+
+
+@pytest.mark.slow
+def test_three_daemons_drain_an_even_spread_at_the_whole_write_quota(
+    bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
+) -> None:
+    drain = drain_with_three_daemons(
+        bootstrap, name, tmp_path, simulator_thread, lambda _: [(0.0, dict.fromkeys(range(6), 20))]
+    )
+    report("even over 6 partitions", drain)
+
+    assert drain.writes == 120
+    assert drain.throttled == 0
+    assert drain.most_in_a_window <= WRITES
+    assert all(handled == 40 for handled in drain.handled_by)  # each its 2 partitions
+    assert drain.of_quota >= 0.9
+
+
+@pytest.mark.slow
+def test_three_daemons_never_exceed_the_write_quota_while_the_hot_partition_moves(
+    bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
+) -> None:
+    def moving(owned: list[list[int]]) -> list[Burst]:
+        # The first daemon's partition is busy, then, while it still drains, the second's.
+        return [(0.0, {owned[0][0]: 30}), (4.0, {owned[1][0]: 30})]
+
+    drain = drain_with_three_daemons(bootstrap, name, tmp_path, simulator_thread, moving)
+    report("hot partition moving to another daemon", drain)
+
+    assert drain.writes == 60
+    assert drain.throttled == 0
+    assert drain.most_in_a_window <= WRITES
+    assert drain.handled_by[:2] == [30, 30]
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ from consumer.vod.errors import VodSystemicError
 from consumer.vod.gateway import GuardedVod
 from consumer.vod.quota import QuotaWindow
 from consumer.vod.signing import Credentials, sign
+from tests.fakes import WHOLE_QUOTA
 
 PROJECT = "proj-1"
 AK, SK = "AK-PERMANENT", "permanent-secret"
@@ -268,7 +269,7 @@ async def test_the_daemons_wiring_reads_a_key_given_by_secret_files_again(
         parts = build(settings, Router.from_specs(None), http, structlog.get_logger(), clock)
         try:
             assert parts.vod is not None
-            parts.vod.set_share(1.0)  # as on a partition assignment
+            parts.vod.set_share(WHOLE_QUOTA)  # as on a partition assignment
             detail = await parts.vod.show_asset_detail("a1")
         finally:  # the Kafka clients were built, never started
             await parts.sink.close(1)
@@ -298,7 +299,7 @@ async def test_the_circuit_opened_by_an_expired_key_closes_once_its_files_are_re
         lambda: client.show_asset_detail("0" * 32, ("base_info",)), 0.05, structlog.get_logger()
     )
     vod = GuardedVod(client, circuit, QuotaWindow(100), QuotaWindow(1500), max_concurrent=4)
-    vod.set_share(1.0)
+    vod.set_share(WHOLE_QUOTA)
     try:
         with capture_logs() as lines:
             with pytest.raises(VodSystemicError):

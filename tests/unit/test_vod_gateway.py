@@ -1,4 +1,4 @@
-"""The VOD gateway: quota shares, one call at a time until the key is proven, the circuit."""
+"""The VOD gateway: one call at a time until the key is proven, the circuit, quota tokens."""
 
 from __future__ import annotations
 
@@ -21,117 +21,12 @@ from consumer.vod.errors import VodPermanentError, VodSystemicError
 from consumer.vod.gateway import GuardedVod
 from consumer.vod.models import AssetDetail
 from consumer.vod.quota import QuotaWindow
+from tests.fakes import WHOLE_QUOTA
 
 PROJECT, AK, SK = "proj-1", "AK-GW", "the-right-secret"
 
 
 BOUND = 2.0  # seconds: only reached when a quota window or the circuit is broken
-
-
-async def acquire(window: QuotaWindow, calls: int = 1) -> None:
-    """``calls`` acquires, bounded: a window that never lets a call through fails the test."""
-    async with asyncio.timeout(BOUND):
-        for _ in range(calls):
-            await window.acquire()
-
-
-async def test_a_share_allows_the_floor_of_its_part_of_the_quota_per_sliding_minute() -> None:
-    clock = ManualClock(now=1000.0)
-    window = QuotaWindow(100, clock=clock)
-    window.set_share(1 / 3)
-
-    await acquire(window, 33)
-    assert clock.slept == []
-    await acquire(window)  # the 34th waits for the first to leave the window
-
-    assert clock.slept == [pytest.approx(window.window + 1e-3)]
-    # A minute, and a margin for network jitter: 5 % and 0.1 s.
-    assert window.window == pytest.approx(60 * 1.05 + 0.1)
-
-
-async def test_a_full_window_waits_for_its_oldest_call_to_leave() -> None:
-    clock = ManualClock(now=1000.0)
-    window = QuotaWindow(2, clock=clock)
-    window.set_share(1.0)
-    await acquire(window)
-    clock.advance(10)
-    await acquire(window)
-
-    await acquire(window)
-
-    assert clock.slept == [pytest.approx(window.window - 10 + 1e-3)]
-
-
-async def test_a_call_leaves_the_window_exactly_one_window_after_it_was_made() -> None:
-    clock = ManualClock(now=1000.0)
-    window = QuotaWindow(1, clock=clock)
-    window.set_share(1.0)
-    await acquire(window)
-
-    clock.advance(window.window)
-    await acquire(window)
-
-    assert clock.slept == []
-
-
-async def test_a_clock_starting_at_zero_lets_the_first_call_through_at_once() -> None:
-    clock = ManualClock(now=0.0)
-    window = QuotaWindow(100, clock=clock)
-    window.set_share(1.0)
-
-    await acquire(window)
-
-    assert clock.slept == []
-
-
-async def test_a_growing_share_applies_after_a_full_window_and_a_shrinking_one_at_once() -> None:
-    clock = ManualClock(now=1000.0)
-    window = QuotaWindow(100, clock=clock)
-    window.set_share(0.5)
-    await acquire(window)
-
-    window.set_share(1.0)
-    assert window.limit == 50  # the old owner of the new partitions may still be spending
-    clock.now += window.window
-    assert window.limit == 100
-    window.set_share(0.25)
-    assert window.limit == 25
-
-
-async def test_a_share_that_grows_before_any_call_still_waits_a_full_window() -> None:
-    clock = ManualClock(now=1000.0)
-    window = QuotaWindow(100, clock=clock)
-    window.set_share(0.5)
-
-    window.set_share(1.0)  # no call made here yet, but the old owner may have made some
-
-    assert window.limit == 50
-    clock.advance(window.window)
-    assert window.limit == 100
-
-
-async def test_a_throttling_answer_quiets_the_window() -> None:
-    clock = ManualClock(now=1000.0)
-    window = QuotaWindow(100, clock=clock)
-    window.set_share(1.0)
-    window.quiet(3.0)
-
-    await acquire(window)
-
-    assert clock.slept == [3.0]
-
-
-async def test_no_share_means_no_calls_until_partitions_arrive() -> None:
-    clock = ManualClock(now=1000.0)
-    window = QuotaWindow(100, clock=clock)
-
-    waiting = asyncio.create_task(window.acquire())
-    await asyncio.sleep(0)
-    assert not waiting.done()
-    window.set_share(1.0)
-    await asyncio.wait_for(waiting, BOUND)
-
-    assert set(clock.slept) == {1.0}
 
 
 BAD_KEY = VodSystemicError("VOD.10002", "authentication failed", 401)
@@ -251,7 +146,7 @@ def gateway(session: aiohttp.ClientSession, url: str, probe_interval: float) -> 
         structlog.get_logger(),
     )
     vod = GuardedVod(client, circuit, QuotaWindow(100), QuotaWindow(1500), max_concurrent=4)
-    vod.set_share(1.0)
+    vod.set_share(WHOLE_QUOTA)
     return vod
 
 
@@ -347,7 +242,7 @@ def guarded(vod: SlowVod, queries: int, clock: ManualClock) -> GuardedVod:
         max_concurrent=4,
         clock=clock,
     )
-    gateway.set_share(1.0)
+    gateway.set_share(WHOLE_QUOTA)
     return gateway
 
 
@@ -398,7 +293,7 @@ async def test_a_call_waiting_for_quota_leaves_its_connection_slot_to_others() -
 def test_a_call_taken_the_moment_a_quiet_period_ends_is_counted() -> None:
     clock = ManualClock(now=1000.0)
     window = QuotaWindow(100, clock=clock)
-    window.set_share(1.0)
+    window.ask(100)
     window.quiet(3.0)
 
     assert window.take() == pytest.approx(3.0)
