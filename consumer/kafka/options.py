@@ -66,7 +66,9 @@ def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
             password=kafka.ssl_password.get_secret_value() if kafka.ssl_password else None,
         )
     except (OSError, ssl.SSLError) as exc:  # unreadable, not PEM, a wrong key password
-        keys = ", ".join(f"kafka.{name}" for name, path in files.items() if path is not None)
+        named = [name for name, path in files.items() if path is not None]
+        named += ["ssl_password"] if kafka.ssl_password else []
+        keys = ", ".join(f"kafka.{name}" for name in named)
         raise ConfigError(
             f"{keys or 'kafka.security_protocol'}: cannot load the TLS files: "
             f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc.args[-1]}"

@@ -52,6 +52,7 @@ from pydantic import SecretStr
 from consumer.config import SECRETS_DIR_ENV, KafkaSettings, load_settings
 from consumer.devtools.broker import EmbeddedBroker, free_port, wait_for_port
 from consumer.devtools.harness import FAST_GROUP
+from consumer.errors import ConfigError
 from consumer.kafka.options import client_options, consumer_options
 
 KEY_PASSWORD = "key-pass-from-a-secret"
@@ -468,8 +469,9 @@ def test_wrong_ssl_password_fails_when_building_the_options(pki: Pki) -> None:
         ssl_password=SecretStr("not-the-key-password"),
     )
 
-    with pytest.raises(ssl.SSLError):
+    with pytest.raises(ConfigError, match=r"kafka\.ssl_keyfile, kafka\.ssl_password") as refused:
         client_options(kafka)
+    assert "not-the-key-password" not in str(refused.value)
 
 
 @pytest.mark.parametrize("source", ["secret file", "env"])
