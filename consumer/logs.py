@@ -14,11 +14,12 @@ offset commit, so a crash loses only lines of records that are processed again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 import orjson
@@ -28,7 +29,7 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor, Wrapped
 
 from consumer.config import LogSettings
 
-__all__ = ["MASK", "add_secret", "configure", "flush", "get_logger", "scrub"]
+__all__ = ["MASK", "add_secret", "configure", "errors_muted", "flush", "get_logger", "scrub"]
 
 MASK = "**********"
 # Each secret as it may appear in a rendered line (see ``_forms``). Longest first, so a
@@ -274,3 +275,21 @@ class _SinkHandler(logging.Handler):
 
 
 _sink = _Sink()
+
+
+@contextlib.contextmanager
+def errors_muted(library: str) -> Iterator[None]:
+    """Drop ``library``'s ERROR lines meanwhile (its INFO lines stay): aiokafka logs each
+    failed connection at ERROR, where one ``broker_unavailable`` line a try says it."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not (record.name.startswith(library) and record.levelno >= logging.ERROR)
+
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(keep)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(keep)

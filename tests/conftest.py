@@ -12,9 +12,10 @@ import pytest
 from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
-from consumer.devtools.broker import EmbeddedBroker
+from consumer.devtools.broker import EmbeddedBroker, free_port
 from consumer.devtools.harness import DaemonProcess, clean_env
 from consumer.handlers import Clients
+from tests.support import Proxy
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +23,17 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     broker = EmbeddedBroker(log_file=tmp_path_factory.mktemp("broker") / "tansu.log")
     yield broker.start()
     broker.stop()
+
+
+@pytest.fixture
+def behind_proxy() -> Iterator[tuple[Proxy, str]]:
+    """A broker of its own that clients reach only through a proxy the test can cut (the
+    proxy is what the broker advertises); the proxy starts down."""
+    broker = EmbeddedBroker(advertised_port=free_port())
+    proxy = Proxy(broker.advertised_port, broker.port)
+    with broker:
+        yield proxy, f"127.0.0.1:{proxy.port}"
+    proxy.down()
 
 
 @pytest.fixture

@@ -205,6 +205,14 @@ async def until(condition: Callable[[], bool], timeout: float = 30) -> None:
         await asyncio.sleep(0.02)
 
 
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``condition`` from a blocking test until it holds; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
 def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``cover-consumer *args`` as a child process, its output captured."""
     return subprocess.run(

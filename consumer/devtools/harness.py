@@ -8,6 +8,7 @@ needs it passes explicitly (``env``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -18,6 +19,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
+
+import aiohttp
 
 __all__ = ["FAST_GROUP", "DaemonProcess", "JsonLines", "clean_env"]
 
@@ -93,7 +96,7 @@ class DaemonProcess:
         stderr: Path | None = None,
         command: str = "run",
     ) -> None:
-        self.out = out
+        self.out, self.command = out, command
         argv = [sys.executable, "-m", "consumer", command]
         if config is not None:
             argv += ["--config", str(config)]
@@ -140,6 +143,22 @@ class DaemonProcess:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}")
             time.sleep(0.05)
+
+    async def until_ready(self, http: aiohttp.ClientSession, port: int, timeout: float) -> None:
+        """Until its ``/readyz`` on ``port`` answers 200; raise RuntimeError, with its output,
+        if it exits first or is not ready in ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as answer:
+                    if answer.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        exited = self.process.poll()
+        state = f"exited ({exited})" if exited is not None else f"not ready in {timeout:g} s"
+        raise RuntimeError(f"{self.command} {state}; its output: {self.out}")
 
     def terminate(self, timeout: float = 30) -> tuple[int, float]:
         """SIGTERM; return (exit code, seconds until exit)."""

@@ -9,13 +9,10 @@ producer, exit 0; a second signal exits at once with ``ExitCode.FORCED``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
 import signal
 import ssl
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import aiohttp
@@ -32,7 +29,7 @@ from consumer.ingress.confirm import Confirmer
 from consumer.ingress.dedup import Seen
 from consumer.ingress.forward import Forwarder
 from consumer.kafka.options import client_options
-from consumer.logs import flush, get_logger
+from consumer.logs import errors_muted, flush, get_logger
 
 __all__ = ["run"]
 
@@ -140,7 +137,7 @@ async def _keep_connected(
     while not forwarder.started:
         attempt += 1
         try:
-            with _errors_muted("aiokafka"):
+            with errors_muted("aiokafka"):
                 await forwarder.start()
         except (KafkaError, OSError) as exc:
             log.warning(
@@ -165,24 +162,6 @@ async def _keep_connected(
             continue
         silent_since = None
         ingress.broker_trouble = None
-
-
-@contextlib.contextmanager
-def _errors_muted(library: str) -> Iterator[None]:
-    """aiokafka logs each failed connection at ERROR: the ``broker_unavailable`` line says
-    it once per try."""
-
-    def keep(record: logging.LogRecord) -> bool:
-        return not (record.name.startswith(library) and record.levelno >= logging.ERROR)
-
-    handlers = logging.getLogger().handlers
-    for handler in handlers:
-        handler.addFilter(keep)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(keep)
 
 
 def _install_signal_handlers(stop: asyncio.Event, ingress: Ingress) -> None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 
 import aiohttp
 from aiokafka.errors import KafkaError
@@ -28,7 +27,7 @@ from consumer.dispatch.routing import routes_for
 from consumer.errors import ExitCode
 from consumer.hold import Hold, Reason
 from consumer.kafka.source import KafkaSource
-from consumer.logs import flush, get_logger
+from consumer.logs import errors_muted, flush, get_logger
 from consumer.service.health import BrokerContact, Health, serve
 from consumer.service.wiring import Parts, build
 
@@ -106,7 +105,7 @@ async def _start(parts: Parts, start_timeout: float, log: FilteringBoundLogger) 
         attempt += 1
         try:
             # aiokafka logs each failed connection at ERROR: this loop's line says it once.
-            with _errors_muted("aiokafka"):
+            with errors_muted("aiokafka"):
                 await parts.start()
         except (KafkaError, OSError, TimeoutError) as exc:
             left = deadline - time.monotonic()
@@ -128,23 +127,6 @@ async def _start(parts: Parts, start_timeout: float, log: FilteringBoundLogger) 
 
 def _retriable(exc: BaseException) -> bool:
     return not isinstance(exc, KafkaError) or getattr(exc, "retriable", False) is True
-
-
-@contextlib.contextmanager
-def _errors_muted(library: str) -> Iterator[None]:
-    """Drop the library's ERROR lines meanwhile (its INFO lines, "joined group", stay)."""
-
-    def keep(record: logging.LogRecord) -> bool:
-        return not (record.name.startswith(library) and record.levelno >= logging.ERROR)
-
-    handlers = logging.getLogger().handlers
-    for handler in handlers:
-        handler.addFilter(keep)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(keep)
 
 
 async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:

@@ -4,16 +4,12 @@ ready), tells the truth on /readyz, and picks up where it was once the broker is
 from __future__ import annotations
 
 import asyncio
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from consumer.devtools.broker import EmbeddedBroker, create_topic, free_port
-from tests.support import Proxy, cover_event, daemon_config, produce, start_daemon
+from consumer.devtools.broker import create_topic, free_port
+from tests.support import Proxy, cover_event, daemon_config, produce, start_daemon, wait_for
 
 
 def probe(port: int, path: str) -> tuple[int, str]:
@@ -24,23 +20,6 @@ def probe(port: int, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode().strip()
     except OSError:
         return 0, "no answer"
-
-
-def wait_until(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-@pytest.fixture
-def behind_proxy() -> Iterator[tuple[Proxy, str]]:
-    """A broker clients reach only through a proxy the test can cut (it is advertised)."""
-    broker = EmbeddedBroker(advertised_port=free_port())
-    proxy = Proxy(broker.advertised_port, broker.port)
-    with broker:
-        yield proxy, f"127.0.0.1:{proxy.port}"
-    proxy.down()
 
 
 def test_a_broker_down_at_start_is_waited_for_alive_not_ready_then_consumed(
@@ -59,7 +38,7 @@ def test_a_broker_down_at_start_is_waited_for_alive_not_ready_then_consumed(
     asyncio.run(create_topic(bootstrap, name, 1))
     asyncio.run(produce(bootstrap, name, [(None, cover_event("a1"), 0)]))
     daemon.wait_for(lambda: len(daemon.outcomes()) == 1, 60, "the record")
-    wait_until(lambda: probe(port, "/readyz") == (200, "ok"), 15, "ready")
+    wait_for(lambda: probe(port, "/readyz") == (200, "ok"), 15, "ready")
     code, _ = daemon.terminate()
 
     assert code == 0
@@ -88,13 +67,13 @@ def test_readyz_fails_while_the_replica_is_cut_off_and_recovers_after(
     config = daemon_config(tmp_path, bootstrap, name, name, "log", extra={"http": {"port": port}})
     daemon = start_daemon(config, tmp_path / "d.log")
     daemon.wait_for(daemon.joined, 60, "join")
-    wait_until(lambda: probe(port, "/readyz") == (200, "ok"), 15, "ready")
+    wait_for(lambda: probe(port, "/readyz") == (200, "ok"), 15, "ready")
 
     proxy.down()
-    wait_until(lambda: probe(port, "/readyz")[0] == 503, 20, "not ready during the cut")
+    wait_for(lambda: probe(port, "/readyz")[0] == 503, 20, "not ready during the cut")
     status, why = probe(port, "/readyz")
     assert (status, why.startswith("broker unreachable for")) == (503, True)
     assert probe(port, "/livez")[0] == 200  # a cut is no reason to restart the pod
     proxy.up()
-    wait_until(lambda: probe(port, "/readyz") == (200, "ok"), 30, "ready again")
+    wait_for(lambda: probe(port, "/readyz") == (200, "ok"), 30, "ready again")
     daemon.terminate()

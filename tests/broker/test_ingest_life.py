@@ -7,19 +7,16 @@ import asyncio
 import json
 import signal
 import ssl
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import trustme
 
-from consumer.devtools.broker import EmbeddedBroker, create_topic, fetch_all, free_port
+from consumer.devtools.broker import create_topic, fetch_all, free_port
 from consumer.devtools.simulator.notify import SmnSigner, mfs_callback
 from tests.fakes import thumbnail_event
 from tests.ingest_support import get, post, start_ingest, wait_ready
-from tests.support import Proxy, cover_event, daemon_config, header_map, start_daemon
+from tests.support import Proxy, cover_event, daemon_config, header_map, start_daemon, wait_for
 
 SIM_TOPIC = "urn:smn:cn-north-4:sim-project:vod-events"
 
@@ -40,23 +37,6 @@ def push(port: int, envelope: dict[str, str]) -> tuple[int, dict[str, object]]:
     )
 
 
-def until(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-@pytest.fixture
-def behind_proxy() -> Iterator[tuple[Proxy, str]]:
-    """A broker reached only through a proxy the test can cut (it is advertised)."""
-    broker = EmbeddedBroker(advertised_port=free_port())
-    proxy = Proxy(broker.advertised_port, broker.port)
-    with broker:
-        yield proxy, f"127.0.0.1:{proxy.port}"
-    proxy.down()
-
-
 def test_broker_cut_off_503_then_back_the_retried_delivery_is_produced_once(
     behind_proxy: tuple[Proxy, str], name: str, tmp_path: Path
 ) -> None:
@@ -75,7 +55,7 @@ def test_broker_cut_off_503_then_back_the_retried_delivery_is_produced_once(
     during = signer.envelope(cover_event("a-during").decode())
     status, answer = push(port, during)
     assert (status, answer["error"]) == (503, "timeout")
-    until(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 503, 20, "not ready")
+    wait_for(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 503, 20, "not ready")
     assert push(port, during)[0] == 503  # SMN retries: still nothing acknowledged
     proxy.up()
     answers: list[int] = []
@@ -84,7 +64,7 @@ def test_broker_cut_off_503_then_back_the_retried_delivery_is_produced_once(
         answers.append(push(port, during)[0])
         return answers[-1] == 200
 
-    until(retried, 60, "a 200")
+    wait_for(retried, 60, "a 200")
 
     records = asyncio.run(fetch_all(bootstrap, name))
     ids = [header_map(r)["ingest-message-id"] for r in records]
@@ -157,7 +137,7 @@ def test_ingest_serves_https_when_tls_is_configured(
         except OSError:
             return False
 
-    until(answered, 30, "an HTTPS 200")
+    wait_for(answered, 30, "an HTTPS 200")
     assert get(f"http://127.0.0.1:{port}/livez")[0] == 0  # no plain HTTP on a TLS port
 
 

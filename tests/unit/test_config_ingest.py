@@ -3,7 +3,6 @@ the dotted key and never the value."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,7 @@ from consumer.errors import ConfigError
 KEY = "mfs-K3y-from-the-console"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("COVER_CONSUMER"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("COVER_CONSUMER_SECRETS_DIR", str(tmp_path / "secrets"))
+pytestmark = pytest.mark.usefixtures("config_env")  # no COVER_CONSUMER* of this shell
 
 
 def load(tmp_path: Path, text: str) -> str:

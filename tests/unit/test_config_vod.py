@@ -4,7 +4,6 @@ and which secret files the daemon reads the key from again."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,7 @@ SECRET = "s3cr3t-token-not-to-be-echoed"
 VOD = "vod:\n  endpoint: https://vod.example\n  project_id: p\n"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("COVER_CONSUMER"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("COVER_CONSUMER_SECRETS_DIR", str(tmp_path / "secrets"))
+pytestmark = pytest.mark.usefixtures("config_env")  # no COVER_CONSUMER* of this shell
 
 
 def load(tmp_path: Path, text: str) -> str:

@@ -71,7 +71,10 @@ async def _run(bench: Bench, notifications: int, rate: float, seconds: float) ->
     try:
         async with aiohttp.ClientSession(connector=connector) as http:
             url = f"http://127.0.0.1:{port}/smn"
-            await _ready(http, port, process)
+            try:
+                await process.until_ready(http, port, 60)
+            except RuntimeError as exc:
+                raise BenchError(str(exc)) from None
             cpu = psutil.Process(process.pid)
             began_cpu = sum(cpu.cpu_times()[:2])
             throughput = await _closed_loop(http, url, bodies[:notifications])
@@ -127,21 +130,6 @@ def _config(bench: Bench, topic: str, port: int, signer: SmnSigner) -> dict[str,
             "smn": {"certificates": [str(cert)], "topic_urns": [TOPIC_URN]},
         },
     }
-
-
-async def _ready(http: aiohttp.ClientSession, port: int, process: DaemonProcess) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.process.poll() is not None:
-            raise BenchError(f"ingest exited ({process.process.returncode}) before ready")
-        try:
-            async with http.get(f"http://127.0.0.1:{port}/readyz") as answer:
-                if answer.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise BenchError("ingest not ready within 60 s")
 
 
 async def _post(http: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]) -> int:

@@ -125,7 +125,7 @@ async def _demo(bootstrap: str, suffix: str, tmp: Path, began: float) -> int:
         print(f"ingest (pid {ingest.pid}): cover-consumer ingest, no config file; by environment:")
         print(shown(ingest_given))
         ingest_log = IngestLog(ingest.log)
-        await _until_ready(http, ingest_port, ingest)
+        await ingest.until_ready(http, ingest_port, 30)
         plan = seed_assets(state)
         pushed = await push_seed(pusher, plan, server.url)
         sent = [await producer.send(topic, v, key=k, headers=h) for k, v, h in plan.direct]
@@ -185,19 +185,6 @@ def _print_seed(plan: Plan, pushed: Pushed) -> None:
             if plan.via[kind, t]
         )
         print(f"  {count:>5}  {kind} ({via})")
-
-
-async def _until_ready(http: aiohttp.ClientSession, port: int, ingest: DaemonProcess) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and ingest.process.poll() is None:
-        try:
-            async with http.get(f"http://127.0.0.1:{port}/readyz") as answer:
-                if answer.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"the ingest was not ready in time; its output: {ingest.out}")
 
 
 async def _stop(process: DaemonProcess) -> int:
