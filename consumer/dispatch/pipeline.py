@@ -87,8 +87,8 @@ class Pipeline:
         # A systemic failure (VOD refused our key) is not the event's: it waits out the hold.
         self._hold = hold if hold is not None else Hold()
         self._clock = clock
-        # One metrics child per (outcome, handler): labels() per record costs a dict lookup
-        # and a lock; the few combinations are resolved once.
+        # One metrics child per (outcome, handler), resolved once: the few combinations
+        # need no labels() call per record.
         self._processed: dict[tuple[str, str | None], Any] = {}
         self._handler_seconds: dict[str, Any] = {}
         self._rng = rng
