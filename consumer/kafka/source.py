@@ -68,6 +68,7 @@ class KafkaSource:
     def __init__(self, consumer: AIOKafkaConsumer, topics: Sequence[str]) -> None:
         self._consumer = consumer
         self._topics = list(topics)
+        self._busy: set[TopicPartition] = set()  # the partitions the last fetch brought records of
 
     async def start(self, on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> None:
         self._consumer.subscribe(self._topics, listener=_Listener(on_revoked, on_assigned))
@@ -77,20 +78,29 @@ class KafkaSource:
         self, partitions: Collection[TopicPartition], timeout: float, max_records: int
     ) -> dict[TopicPartition, Sequence[Record]]:
         # aiokafka drains its read-ahead one partition at a time: a single getmany hands one
-        # partition the whole batch while the others starve. Take a share of each first.
+        # partition the whole batch while the others starve. So each partition is asked for
+        # its share alone, except that those the last fetch brought nothing of (mostly idle
+        # retry tiers) are asked together, for one share, in one call: a getmany costs ~6 µs
+        # even when it finds nothing, and one of them that has records is asked alone next.
+        groups = [[tp] for tp in partitions if tp in self._busy]
+        if not groups:  # nothing known yet: every partition alone
+            groups = [[tp] for tp in partitions]
+        elif together := [tp for tp in partitions if tp not in self._busy]:
+            groups.append(together)
+        share, left = max(1, max_records // len(groups)), max_records
         batch: dict[TopicPartition, Sequence[Record]] = {}
-        share, left = max(1, max_records // len(partitions)), max_records
-        for tp in partitions:
+        for group in groups:
             if left <= 0:
                 break
-            batch.update(await self._consumer.getmany(tp, max_records=min(share, left)))
-            left = max_records - sum(len(records) for records in batch.values())
-        if batch:
-            return batch
-        waited: dict[TopicPartition, Sequence[Record]] = await self._consumer.getmany(
-            *partitions, timeout_ms=int(timeout * 1000), max_records=max_records
-        )
-        return waited
+            got = await self._consumer.getmany(*group, max_records=min(share, left))
+            batch.update(got)
+            left -= sum(len(records) for records in got.values())
+        if not batch:
+            batch = await self._consumer.getmany(
+                *partitions, timeout_ms=int(timeout * 1000), max_records=max_records
+            )
+        self._busy = {tp for tp, records in batch.items() if records}
+        return batch
 
     def pause(self, partitions: Collection[TopicPartition]) -> None:
         self._consumer.pause(*partitions)
