@@ -228,8 +228,7 @@ class Pipeline:
             began = self._clock.monotonic()
             try:
                 # A handler past its time is cancelled: a TimeoutError, so a transient failure.
-                with self._watchdog.watch():
-                    outcome = await step.handler(event, ctx)
+                outcome = await self._watchdog.call(step.handler(event, ctx))
             except Exception as exc:
                 run.error = exc
                 if getattr(exc, "systemic", False) and Reason.CIRCUIT in self._hold:
