@@ -118,8 +118,7 @@ class HandlerCalls:
             began = self._clock.monotonic()
             try:
                 # A handler past its time is cancelled: a TimeoutError, so a transient failure.
-                with self._watchdog.watch():
-                    outcome = await step.handler(event, ctx)
+                outcome = await self._watchdog.call(step.handler(event, ctx))
             except BaseException as exc:
                 if _cancelled_from_outside(exc):
                     raise  # shutdown or revoke gave up on this record: not the handler's doing

@@ -261,7 +261,8 @@ class Engine:
         self._in_flight -= 1
         work.offsets.complete(work.record.offset)
         if was_full or (
-            work.tp in self._paused
+            self._paused  # mostly empty: no partition to hash
+            and work.tp in self._paused
             and work.offsets.window < self._settings.max_pending_per_partition
         ):
             self._wake.set()

@@ -35,12 +35,15 @@ class PartitionOffsets:
         self._pending.append(offset)
 
     def complete(self, offset: int) -> None:
-        self._done.add(offset)
         pending, done = self._pending, self._done
+        if not pending or offset != pending[0]:
+            done.add(offset)  # an earlier record is unfinished: the prefix waits for it
+            return
+        pending.popleft()
         while pending and pending[0] in done:
-            head = pending.popleft()
-            done.discard(head)
-            self.committable = head + 1
+            offset = pending.popleft()
+            done.discard(offset)
+        self.committable = offset + 1
 
     @property
     def window(self) -> int:

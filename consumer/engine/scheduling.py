@@ -98,8 +98,8 @@ class KeyedScheduler(Generic[T]):
                     self._wake_one()  # help is on its way should this key's handler block
                 queue = self._queues[key]
                 while queue:
-                    self._running[key] = queue.popleft()
-                    await self._run(self._running[key])
+                    self._running[key] = item = queue.popleft()
+                    await self._run(item)
                 del self._running[key]
                 del self._queues[key]
             parked = loop.create_future()

@@ -86,6 +86,7 @@ class KafkaSource:
         # and the last offset committed (see ``busy``).
         self._fetched: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self._busy: set[TopicPartition] = set()  # the partitions the last fetch brought records of
 
     async def start(self, on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> None:
         """Join the group; may be called again after it failed (the broker was down)."""
@@ -111,14 +112,23 @@ class KafkaSource:
         self, partitions: Collection[TopicPartition], timeout: float, max_records: int
     ) -> dict[TopicPartition, Sequence[Record]]:
         # aiokafka drains its read-ahead one partition at a time: a single getmany hands one
-        # partition the whole batch while the others starve. Take a share of each first.
+        # partition the whole batch while the others starve. So each partition is asked for
+        # its share alone, except that those the last fetch brought nothing of (mostly idle
+        # retry tiers) are asked together, for one share, in one call: a getmany costs ~6 µs
+        # even when it finds nothing, and one of them that has records is asked alone next.
+        groups = [[tp] for tp in partitions if tp in self._busy]
+        if not groups:  # nothing known yet: every partition alone
+            groups = [[tp] for tp in partitions]
+        elif together := [tp for tp in partitions if tp not in self._busy]:
+            groups.append(together)
+        share, left = max(1, max_records // len(groups)), max_records
         batch: dict[TopicPartition, Sequence[Record]] = {}
-        share, left = max(1, max_records // len(partitions)), max_records
-        for tp in partitions:
+        for group in groups:
             if left <= 0:
                 break
-            batch.update(await self._consumer.getmany(tp, max_records=min(share, left)))
-            left = max_records - sum(len(records) for records in batch.values())
+            got = await self._consumer.getmany(*group, max_records=min(share, left))
+            batch.update(got)
+            left -= sum(len(records) for records in got.values())
         if not batch:
             batch = await self._consumer.getmany(
                 *partitions, timeout_ms=int(timeout * 1000), max_records=max_records
@@ -126,6 +136,7 @@ class KafkaSource:
         for tp, records in batch.items():
             if records:
                 self._fetched[tp] = max(self._fetched.get(tp, 0), records[-1].offset + 1)
+        self._busy = {tp for tp, records in batch.items() if records}
         return batch
 
     def pause(self, partitions: Collection[TopicPartition]) -> None:

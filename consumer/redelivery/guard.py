@@ -37,6 +37,9 @@ class DeadLetterGuard:
         return Reason.GUARD in self.hold
 
     def observe(self, dead: bool) -> None:
+        if not (dead or self._dead):  # nothing dead, in the window or now: the count stays 0
+            self._recent.append(False)
+            return
         if len(self._recent) == self._recent.maxlen and self._recent[0]:
             self._dead -= 1
         self._recent.append(dead)

@@ -64,6 +64,7 @@ def test_probes_and_metrics_against_a_running_daemon(
             "cover_consumer_records_processed_total",
             outcome="done",
             handler="tests.handlers:stall_marked",
+            topic=name,
         )
         == 50
     )

@@ -12,8 +12,8 @@ from consumer.dispatch.watchdog import Watchdog
 async def test_a_call_past_its_limit_raises_timeout_error_and_leaves_the_task_uncancelled() -> None:
     watchdog = Watchdog(timeout=0.02)
 
-    with pytest.raises(TimeoutError, match=r"past its 0\.02s limit"), watchdog.watch():
-        await asyncio.Event().wait()
+    with pytest.raises(TimeoutError, match=r"past its 0\.02s limit"):
+        await watchdog.call(asyncio.Event().wait())
 
     task = asyncio.current_task()
     assert task is not None
@@ -24,10 +24,22 @@ async def test_a_call_past_its_limit_raises_timeout_error_and_leaves_the_task_un
 async def test_a_call_within_its_limit_is_untouched_and_forgotten() -> None:
     watchdog = Watchdog(timeout=5)
 
-    with watchdog.watch():
-        await asyncio.sleep(0)
+    assert await watchdog.call(asyncio.sleep(0, result="done")) == "done"
 
     assert watchdog._deadlines == {}  # nothing left to patrol
+
+
+async def test_a_call_that_raises_is_forgotten_and_its_error_propagates() -> None:
+    watchdog = Watchdog(timeout=5)
+
+    async def failing() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("bad event")
+
+    with pytest.raises(ValueError, match="bad event"):
+        await watchdog.call(failing())
+
+    assert watchdog._deadlines == {}
 
 
 async def test_a_cancellation_from_elsewhere_still_propagates() -> None:
@@ -35,11 +47,10 @@ async def test_a_cancellation_from_elsewhere_still_propagates() -> None:
     started = asyncio.Event()
 
     async def call() -> None:
-        with watchdog.watch():
-            started.set()
-            await asyncio.Event().wait()
+        started.set()
+        await asyncio.Event().wait()
 
-    task = asyncio.create_task(call())
+    task = asyncio.create_task(watchdog.call(call()))
     await started.wait()
     task.cancel()
 

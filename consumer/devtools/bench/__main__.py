@@ -6,7 +6,9 @@ is a quick run. Scenarios, each on its own freshly produced topic:
 1. bare aiokafka + ``json.loads``: the ceiling a Python consumer on this machine can reach;
    beside it the same loop doing only the per-record work the product requires of any
    design (the pydantic event decode and one structlog outcome line): the floor of cost;
-2. the daemon with the built-in ``log`` handler: its cost per record over that ceiling;
+2. the daemon with the built-in ``log`` handler: its rate against that floor, the goal being
+   at least half of it (all the daemon adds, engine, routes, retries, metrics and time
+   limits, costs per record no more than the floor's work itself), and against the ceiling;
 3. the daemon with a 100 ms handler and 256 records in flight: whether waiting handlers
    overlap as configured (ideal 256 / 0.1 s = 2,560 records/s);
 4. the daemon draining a large backlog: whether its memory stays flat;
@@ -51,7 +53,7 @@ THROUGHPUT_SETTINGS = {
 SLEEP_HANDLER = "consumer.devtools.bench.handlers:sleep_100ms"
 SLEEP_IN_FLIGHT = 256
 SLEEP_IDEAL_RATE = SLEEP_IN_FLIGHT / 0.1
-GOAL_DAEMON_RATIO = 0.40
+GOAL_FLOOR_RATIO = 0.50  # the daemon's rate over the floor's of the same run
 GOAL_SLEEP_FRACTION = 0.80
 
 
@@ -187,7 +189,7 @@ def _backlog(bench: Bench, rng: random.Random, assets: list[str], records: int) 
 
 
 def _table(measured: Measured) -> str:
-    rows = [f"{'scenario':<36}{'events/s':>9}   vs"]
+    rows = [f"{'scenario':<36}{'events/s':>9}   vs bare  vs floor"]
     if measured.daemon is not None:
         rows += _daemon_rows(measured.daemon)
     if measured.ingest is not None:
@@ -207,14 +209,16 @@ def _ingest_rows(run: IngestRun) -> list[str]:
 
 def _daemon_rows(results: Results) -> list[str]:
     daemon, sleep, backlog = results.daemon, results.sleep, results.backlog
-    ratio = daemon.rate / results.baseline
+    of_floor = daemon.rate / results.floor
     fraction = sleep.rate / SLEEP_IDEAL_RATE
     return [
         f"{'bare aiokafka + json.loads':<36}{results.baseline:>9,.0f}   1.00",
         f"{'bare + decode + outcome line':<36}{results.floor:>9,.0f}   "
-        f"{results.floor / results.baseline:.2f}  (floor: the required per-record work alone)",
-        f"{'daemon, log handler':<36}{daemon.rate:>9,.0f}   {ratio:.2f}"
-        f"  (goal >= {GOAL_DAEMON_RATIO:.2f}){_verdict(ratio >= GOAL_DAEMON_RATIO)}",
+        f"{results.floor / results.baseline:.2f}     1.00"
+        "  (floor: the required per-record work alone)",
+        f"{'daemon, log handler':<36}{daemon.rate:>9,.0f}   "
+        f"{daemon.rate / results.baseline:.2f}     {of_floor:.2f}"
+        f"  (goal >= {GOAL_FLOOR_RATIO:.2f} of floor){_verdict(of_floor >= GOAL_FLOOR_RATIO)}",
         f"{f'daemon, 100 ms handler, {SLEEP_IN_FLIGHT}':<36}{sleep.rate:>9,.0f}   {fraction:.2f}"
         f" of {SLEEP_IDEAL_RATE:,.0f}/s ideal (goal >= {GOAL_SLEEP_FRACTION:.2f})"
         f"{_verdict(fraction >= GOAL_SLEEP_FRACTION)}",

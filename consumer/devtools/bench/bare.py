@@ -14,7 +14,7 @@ from consumer import logs
 from consumer.config import LogSettings
 from consumer.devtools.bench.common import Bench, BenchError, Topic, timeout
 from consumer.devtools.harness import FAST_GROUP
-from consumer.events import decode
+from consumer.events import CoverComplete, decode
 
 __all__ = ["bare_consume", "outcome_logger", "parse"]
 
@@ -26,7 +26,8 @@ def parse(record: ConsumerRecord[bytes, bytes]) -> None:
 def outcome_logger(path: Path) -> Callable[[ConsumerRecord[bytes, bytes]], None]:
     """Per record what the product asks of any design: decode the event with its pydantic
     model and write one structlog ``record_processed`` line with the fields the daemon's
-    line carries. Nothing of the engine: no scheduling, offsets, routes or metrics."""
+    line carries, the ``log`` handler's notes on a coverComplete included (status, cover
+    type, error code). Nothing of the engine: no scheduling, offsets, routes or metrics."""
     logs.configure(LogSettings(format="json"), stream=path.open("w"))
     log = logs.get_logger()
 
@@ -35,6 +36,9 @@ def outcome_logger(path: Path) -> Callable[[ConsumerRecord[bytes, bytes]], None]
         event = decode(record.value)
         log.info(
             "record_processed",
+            status=event.status,  # the notes first, as on the daemon's line
+            cover_type=event.cover_type,
+            error_code=event.cover_info.error_code if isinstance(event, CoverComplete) else None,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
@@ -45,8 +49,6 @@ def outcome_logger(path: Path) -> Callable[[ConsumerRecord[bytes, bytes]], None]
             attempt=1,
             duration_ms=round((time.perf_counter() - began) * 1000, 3),
             reason=None,
-            status=event.status,
-            cover_type=event.cover_type,
         )
 
     return handle
