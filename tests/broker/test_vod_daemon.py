@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from consumer.devtools.broker import create_topic
+from consumer.devtools.broker import EmbeddedBroker, create_topic
 from consumer.devtools.harness import DaemonProcess
 from consumer.devtools.simulator.app import SimServer, run_simulator
 from consumer.handlers.covers import fallback_cover
@@ -91,6 +91,16 @@ async def test_a_wrong_key_pauses_after_one_failure_and_fixing_it_resumes_every_
 
 def done(logs: list[Any]) -> list[Any]:
     return [e for e in logs if e["event"] == "record_processed" and e["outcome"] == "done"]
+
+
+@pytest.fixture(scope="module")
+def quiet_broker() -> Iterator[str]:
+    """A broker for the three-daemon rate measurements alone: by their turn the session's
+    carries the whole suite's topics and groups, and drains measured on it came out at 0.86
+    of the quota where a broker of their own gives 0.92 (``$KAFKA_BOOTSTRAP_SERVERS``, when
+    set, is used instead)."""
+    with EmbeddedBroker() as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture
@@ -212,10 +222,10 @@ def report(what: str, drain: Drain) -> None:
 
 @pytest.mark.slow
 def test_three_daemons_drain_one_busy_partition_near_the_whole_write_quota(
-    bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
+    quiet_broker: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
 ) -> None:
     drain = drain_with_three_daemons(
-        bootstrap, name, tmp_path, simulator_thread, lambda _: [(0.0, {0: 60})]
+        quiet_broker, name, tmp_path, simulator_thread, lambda _: [(0.0, {0: 60})]
     )
     report("all on 1 of 6 partitions", drain)
 
@@ -227,10 +237,14 @@ def test_three_daemons_drain_one_busy_partition_near_the_whole_write_quota(
 
 @pytest.mark.slow
 def test_three_daemons_drain_an_even_spread_at_the_whole_write_quota(
-    bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
+    quiet_broker: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
 ) -> None:
     drain = drain_with_three_daemons(
-        bootstrap, name, tmp_path, simulator_thread, lambda _: [(0.0, dict.fromkeys(range(6), 20))]
+        quiet_broker,
+        name,
+        tmp_path,
+        simulator_thread,
+        lambda _: [(0.0, dict.fromkeys(range(6), 20))],
     )
     report("even over 6 partitions", drain)
 
@@ -243,13 +257,13 @@ def test_three_daemons_drain_an_even_spread_at_the_whole_write_quota(
 
 @pytest.mark.slow
 def test_three_daemons_never_exceed_the_write_quota_while_the_hot_partition_moves(
-    bootstrap: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
+    quiet_broker: str, name: str, tmp_path: Path, simulator_thread: tuple[SimState, str]
 ) -> None:
     def moving(owned: list[list[int]]) -> list[Burst]:
         # The first daemon's partition is busy, then, while it still drains, the second's.
         return [(0.0, {owned[0][0]: 30}), (4.0, {owned[1][0]: 30})]
 
-    drain = drain_with_three_daemons(bootstrap, name, tmp_path, simulator_thread, moving)
+    drain = drain_with_three_daemons(quiet_broker, name, tmp_path, simulator_thread, moving)
     report("hot partition moving to another daemon", drain)
 
     assert drain.writes == 60
