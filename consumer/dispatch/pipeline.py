@@ -78,13 +78,16 @@ class Pipeline:
         record = work.record
         run = Run({**work.coordinates(), **describe(work.payload), **trace_fields(record.headers)})
         try:
-            with self._tracer.record(
-                record.headers,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                asset_id=run.context.get("asset_id"),
-            ):
+            if self._tracer.active:
+                with self._tracer.record(
+                    record.headers,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    asset_id=run.context.get("asset_id"),
+                ):
+                    outcome = await self._outcome(work, run)
+            else:  # the hot path: not even a no-op context manager
                 outcome = await self._outcome(work, run)
         except Exception as exc:
             # A bug in this layer (a header it cannot read, say): the record still ends in
@@ -189,7 +192,7 @@ class Pipeline:
         self._count(outcome.kind, run.handler, run.context["topic"])
         # Handler notes first: the record's context and outcome must win over a same-named note.
         # (A union and item stores build this dict at two thirds of a literal's cost.)
-        fields = _printable(run.notes) | run.context
+        fields = run.notes | run.context
         fields["outcome"] = outcome.kind
         fields["handler"] = run.handler
         fields["attempt"] = run.attempt
@@ -199,25 +202,30 @@ class Pipeline:
             fields["error"] = outcome.error
             if run.error is not None:
                 fields["exc_info"] = run.error
-            self._log.error("record_processed", **fields)
+            _write(self._log.error, fields)
             return
         if isinstance(outcome, Retried):
             fields["retry_topic"] = outcome.topic
             fields["due"] = round(outcome.due, 3)
-        self._log.info("record_processed", **fields)
+        _write(self._log.info, fields)
 
 
-# The logger call's own argument names: a note so named made the outcome line raise after
-# the record's outcome (stuck, consumption held).
+# The logger call's own argument names: a note so named (or one not named by text) makes
+# the call raise TypeError before it writes anything.
 _NOT_NOTES = frozenset({"event", "self"})
 
 
-def _printable(notes: dict[Any, Any]) -> dict[str, Any]:
-    """The notes the outcome line can carry: text names, none of the logger's own (a
-    handler may write ``ctx.notes`` directly, or from a task that outlives its call)."""
-    if all(isinstance(key, str) and key not in _NOT_NOTES for key in notes):
-        return notes
-    return {k: v for k, v in notes.items() if isinstance(k, str) and k not in _NOT_NOTES}
+def _write(method: Callable[..., Any], fields: dict[Any, Any]) -> None:
+    """The outcome line; a note the call cannot take (a handler may write ``ctx.notes``
+    directly, or from a task that outlives its call) is left out rather than leave the
+    record without its line, stuck. Checked only when the call refuses: no cost per record."""
+    try:
+        method("record_processed", **fields)
+    except TypeError:
+        method(
+            "record_processed",
+            **{k: v for k, v in fields.items() if isinstance(k, str) and k not in _NOT_NOTES},
+        )
 
 
 def _memo(text: str) -> dict[str, Any]:
