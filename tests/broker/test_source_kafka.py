@@ -47,8 +47,13 @@ class KafkaRig:
         await self._producer.stop()
 
     async def append(self, tp: TopicPartition, values: Sequence[bytes]) -> None:
+        # One record batch, as a producer under load writes: the broker hands it out whole,
+        # so what a fetch brought of a partition stays buffered in the consumer.
+        batch = self._producer.create_batch()
         for value in values:
-            await self._producer.send_and_wait(tp.topic, value, partition=tp.partition)
+            if batch.append(key=None, value=value, timestamp=None) is None:
+                raise AssertionError("the test's records outgrew one batch")
+        await (await self._producer.send_batch(batch, tp.topic, partition=tp.partition))
 
     async def committed(self, tp: TopicPartition) -> int | None:
         offsets = await committed(self._bootstrap, self._topic, self._topic, 2)
