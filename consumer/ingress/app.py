@@ -82,6 +82,10 @@ class Ingress:
         #: Why not ready (None: ready); the server's broker probe keeps it current.
         self.broker_trouble: str | None = "not connected to the broker yet"
 
+    def stop_taking(self) -> None:
+        """Not ready, and new notifications get 503, from now on."""
+        self.stopping = True
+
     # -- probes -------------------------------------------------------------------------
 
     async def livez(self, _: web.Request) -> web.Response:

@@ -9,8 +9,6 @@ producer, exit 0; a second signal exits at once with ``ExitCode.FORCED``.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import ssl
 import time
 from datetime import UTC, datetime
@@ -29,7 +27,8 @@ from consumer.ingress.confirm import Confirmer
 from consumer.ingress.dedup import Seen
 from consumer.ingress.forward import Forwarder
 from consumer.kafka.options import client_options
-from consumer.logs import errors_muted, flush, get_logger
+from consumer.logs import errors_muted, get_logger
+from consumer.signals import stop_on_signals
 
 __all__ = ["run"]
 
@@ -76,12 +75,12 @@ async def run(settings: Settings) -> int:
         try:
             await web.TCPSite(runner, ingest.host, ingest.port, ssl_context=tls).start()
             _started(settings, runner, pinned_names=[c.name for c in pinned], log=log)
-            _install_signal_handlers(stop, ingress)
+            stop_on_signals(stop, ingress.stop_taking)
             connected = asyncio.create_task(_keep_connected(forwarder, ingress, log))
             await stop.wait()
             connected.cancel()
         finally:
-            ingress.stopping = True
+            ingress.stop_taking()
             began = time.monotonic()
             await runner.cleanup()  # stops listening; waits for requests in progress
             left = ingest.shutdown_timeout - (time.monotonic() - began)
@@ -162,18 +161,3 @@ async def _keep_connected(
             continue
         silent_since = None
         ingress.broker_trouble = None
-
-
-def _install_signal_handlers(stop: asyncio.Event, ingress: Ingress) -> None:
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: signal.Signals) -> None:
-        if stop.is_set():
-            flush()
-            os._exit(ExitCode.FORCED)
-        get_logger().info("shutdown_requested", signal=signum.name)
-        ingress.stopping = True  # not ready, and new notifications get 503 from now
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)

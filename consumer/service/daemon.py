@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
-import signal
 import time
 from collections.abc import Awaitable
 
@@ -25,11 +23,12 @@ from consumer import metrics
 from consumer.config import Settings
 from consumer.dispatch.routing import routes_for
 from consumer.errors import ExitCode
-from consumer.hold import Hold, Reason
+from consumer.hold import Reason
 from consumer.kafka.source import KafkaSource
-from consumer.logs import errors_muted, flush, get_logger
+from consumer.logs import errors_muted, get_logger
 from consumer.service.health import BrokerContact, Health, serve
 from consumer.service.wiring import Parts, build
+from consumer.signals import stop_on_signals
 
 __all__ = ["run"]
 
@@ -49,7 +48,8 @@ async def run(settings: Settings) -> int:
         engine, source = parts.engine, parts.source
         circuit = parts.vod.circuit if parts.vod is not None else None
         health = _health(settings, parts)
-        _install_signal_handlers(stop, parts.hold)
+        # Not ready from the first signal on: no new work while draining.
+        stop_on_signals(stop, lambda: parts.hold.set(Reason.SHUTDOWN))
         stop_server, port = await serve(health, settings.http.host, settings.http.port)
         log.info("side_server_listening", host=settings.http.host, port=port)
         watch = asyncio.create_task(_watch_broker(source, health.contact, log))
@@ -193,19 +193,3 @@ async def _watch_broker(
         for labels, lag in current.items():
             metrics.LAG.labels(*labels).set(lag)
         reported = set(current)
-
-
-def _install_signal_handlers(stop: asyncio.Event, hold: Hold) -> None:
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: signal.Signals) -> None:
-        if stop.is_set():
-            # Second signal: the operator means it. No drain, no commit.
-            flush()
-            os._exit(ExitCode.FORCED)
-        get_logger().info("shutdown_requested", signal=signum.name)
-        hold.set(Reason.SHUTDOWN)  # not ready from this moment: no new work while draining
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)

@@ -865,14 +865,21 @@ async def test_shutdown_cancels_a_pending_fetch_and_may_be_called_again(
 # -- a record whose processing raises ------------------------------------------------------
 
 
-async def test_a_record_whose_processing_raises_is_logged_holds_the_loop_and_is_never_committed(
-    make_rig: MakeRig,
-) -> None:
+async def failing_rig(make_rig: MakeRig, *offsets: int) -> Rig:
+    """A rig whose payloads are ten times the offset, described on the lines, and whose
+    processing of the records of partition 0 at ``offsets`` raises."""
     rig = await make_rig(
         prepare=lambda record: (None, record.offset * 10),
         describe=lambda payload: {"payload": payload},
     )
-    rig.process.fail((0, 1))
+    rig.process.fail(*((0, offset) for offset in offsets))
+    return rig
+
+
+async def test_a_record_whose_processing_raises_is_logged_holds_the_loop_and_is_never_committed(
+    make_rig: MakeRig,
+) -> None:
+    rig = await failing_rig(make_rig, 1)
     rig.add("a", "b", "c")
     await rig.step()
     await rig.process.wait_finished((0, 0), (0, 2))
@@ -902,11 +909,7 @@ async def test_a_record_whose_processing_raises_is_logged_holds_the_loop_and_is_
 async def test_shutdown_releases_a_stuck_record_and_reports_the_rest_drained(
     make_rig: MakeRig,
 ) -> None:
-    rig = await make_rig(
-        prepare=lambda record: (None, record.offset * 10),
-        describe=lambda payload: {"payload": payload},
-    )
-    rig.process.fail((0, 0))
+    rig = await failing_rig(make_rig, 0)
     rig.add("a", "b")
     await rig.step()
     await rig.process.wait_finished((0, 1))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -24,36 +26,34 @@ from consumer.vod.models import AssetDetail
 from tests.support import REPO
 
 
-def test_a_seeded_simulator_process_serves_its_assets_to_a_signed_client(tmp_path: Path) -> None:
-    seed = tmp_path / "assets.json"
-    cover = "https://cdn.example/asset/a1/cover/Cover0.jpg"
-    seed.write_text(json.dumps([{"asset_id": "a1", "cover": cover, "snapshots": [0, 12]}]))
+@contextlib.contextmanager
+def simulator(*args: str, secret: str) -> Iterator[int]:
+    """A ``simulate-vod`` process on a free port, stopped by SIGTERM; yields the port."""
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "consumer",
-            "simulate-vod",
-            "--port",
-            str(port),
-            "--seed",
-            str(seed),
-        ],
+        [sys.executable, "-m", "consumer", "simulate-vod", "--port", str(port), *args],
         cwd=REPO,
-        env={**os.environ, "COVER_CONSUMER_SIM_SECRET_KEY": "seeded-secret"},
+        env={**os.environ, "COVER_CONSUMER_SIM_SECRET_KEY": secret},
         stderr=subprocess.PIPE,
     )
     try:
         wait_for_port(port)
-        detail = asyncio.run(_detail(port, "a1"))
+        yield port
     finally:
         process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=10)
+        assert process.wait(timeout=10) == 0
+
+
+def test_a_seeded_simulator_process_serves_its_assets_to_a_signed_client(tmp_path: Path) -> None:
+    seed = tmp_path / "assets.json"
+    cover = "https://cdn.example/asset/a1/cover/Cover0.jpg"
+    seed.write_text(json.dumps([{"asset_id": "a1", "cover": cover, "snapshots": [0, 12]}]))
+
+    with simulator("--seed", str(seed), secret="seeded-secret") as port:
+        detail = asyncio.run(_detail(port, "a1"))
 
     assert detail.cover_urls == [cover]
     assert [s.offset for s in detail.snapshots("sample")] == [0, 12]
-    assert code == 0
 
 
 async def _detail(port: int, asset_id: str) -> AssetDetail:
@@ -69,29 +69,11 @@ async def _detail(port: int, asset_id: str) -> AssetDetail:
 
 
 def test_the_simulator_process_spells_gateway_codes_as_asked() -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "consumer",
-            "simulate-vod",
-            "--port",
-            str(port),
-            "--gateway-spelling",
-            "APIGW",
-        ],
-        cwd=REPO,
-        env={**os.environ, "COVER_CONSUMER_SIM_SECRET_KEY": "the-real-secret"},
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(port)
-        with pytest.raises(VodSystemicError) as caught:
-            asyncio.run(_detail(port, "a1"))  # signed with "seeded-secret": refused
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
+    with (
+        simulator("--gateway-spelling", "APIGW", secret="the-real-secret") as port,
+        pytest.raises(VodSystemicError) as caught,
+    ):
+        asyncio.run(_detail(port, "a1"))  # signed with "seeded-secret": refused
 
     assert caught.value.error_code == "APIGW.0301"
 
