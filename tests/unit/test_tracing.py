@@ -45,12 +45,17 @@ def test_trace_fields(headers: list[tuple[str, bytes | None]], fields: dict[str,
 
 @pytest.fixture(scope="module")
 def spans() -> Iterator[InMemorySpanExporter]:
+    # OpenTelemetry takes one global provider per process and never another, and a process
+    # may run this module twice (mutmut does): the first run's provider is kept, unshut,
+    # and each run adds an exporter of its own to it.
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)  # once per process: OpenTelemetry allows no reset
     yield exporter
-    provider.shutdown()
+    exporter.clear()
 
 
 def test_a_record_span_continues_the_records_trace_and_vod_calls_are_its_children(
