@@ -96,6 +96,15 @@ async def test_old_dead_letters_fall_out_of_the_window() -> None:
     assert trips.reasons == []
 
 
+def test_dead_letters_after_a_full_window_of_good_outcomes_are_counted() -> None:
+    g = guard(Trips(), window=4)
+    feed(g, "....")  # good outcomes only: nothing dead to slide out later
+
+    feed(g, "DD")
+
+    assert g.share_with_one_more() == (3, 4)
+
+
 async def test_after_enough_good_outcomes_a_tripping_share_is_admitted_again() -> None:
     trips = Trips()
     g = guard(trips, window=4, threshold=0.5, min_records=1)
