@@ -31,6 +31,7 @@ __all__ = [
     "LogSettings",
     "MatchSpec",
     "Millis",
+    "Number",
     "Port",
     "RetrySettings",
     "RouteSpec",
@@ -55,13 +56,14 @@ def _not_a_bool(value: object) -> object:
     return value
 
 
-_Number = BeforeValidator(_not_a_bool)
-Millis = Annotated[int, Field(gt=0), _Number]
+# Any numeric setting, also one typed inline elsewhere (consumer/config/vod.py).
+Number = BeforeValidator(_not_a_bool)
+Millis = Annotated[int, Field(gt=0), Number]
 # Finite: an `.inf` timeout or window would wait for ever.
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), _Number]
-Count = Annotated[int, Field(ge=1), _Number]
-Fraction = Annotated[float, Field(gt=0, le=1), _Number]
-Port = Annotated[int, Field(ge=0, le=65535), _Number]  # 0: any free port
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), Number]
+Count = Annotated[int, Field(ge=1), Number]
+Fraction = Annotated[float, Field(gt=0, le=1), Number]
+Port = Annotated[int, Field(ge=0, le=65535), Number]  # 0: any free port
 _NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
