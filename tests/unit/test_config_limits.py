@@ -36,3 +36,39 @@ def test_true_is_not_a_number_in_the_vod_sections_either(
     tmp_path: Path, text: str, key: str
 ) -> None:
     assert key in refused(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "kafka.session_timeout_ms",
+        "kafka.max_poll_interval_ms",
+        "kafka.request_timeout_ms",
+        "kafka.fetch_max_bytes",
+        "kafka.max_partition_fetch_bytes",
+        "topics.partitions",
+    ],
+)
+def test_a_kafka_value_over_the_protocols_int32_is_refused(tmp_path: Path, key: str) -> None:
+    # aiokafka packs these as Int32: 2**31 failed at the first JoinGroup, Fetch or
+    # CreateTopics with a struct error, long after start.
+    section, name = key.split(".")
+    assert f"{key}: Input should be less than or equal to 2147483647" in refused(
+        tmp_path, f"{section}:\n  {name}: 2147483648\n"
+    )
+
+
+def test_a_replication_factor_over_int16_is_refused(tmp_path: Path) -> None:
+    message = refused(tmp_path, "topics:\n  replication_factor: 32768\n")
+
+    assert "topics.replication_factor: Input should be less than or equal to 32767" in message
+
+
+def test_the_largest_int32_values_are_taken(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "kafka:\n  session_timeout_ms: 2147483647\n  fetch_max_bytes: 2147483647\n",
+        encoding="utf-8",
+    )
+
+    assert load_settings(path).kafka.session_timeout_ms == 2**31 - 1
