@@ -72,3 +72,26 @@ def test_the_largest_int32_values_are_taken(tmp_path: Path) -> None:
     )
 
     assert load_settings(path).kafka.session_timeout_ms == 2**31 - 1
+
+
+def test_a_secret_file_that_is_not_utf8_is_refused_naming_it(config_env: Path) -> None:
+    config_env.mkdir()
+    (config_env / "kafka__sasl_password").write_bytes(b"\xff\xfe" + SECRET.encode())
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+
+    assert f"secret file {config_env / 'kafka__sasl_password'}: not UTF-8" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_a_binary_file_of_someone_else_in_the_secret_is_left_alone(config_env: Path) -> None:
+    # A Secret shared with another program: a PKCS#12 keystore, a DER certificate.
+    config_env.mkdir()
+    (config_env / "keystore.p12").write_bytes(b"\x30\x82\xff\xfe")
+    (config_env / "kafka__sasl_password").write_text(SECRET + "\n", encoding="utf-8")
+
+    password = load_settings(None).kafka.sasl_password
+
+    assert password is not None
+    assert password.get_secret_value() == SECRET
