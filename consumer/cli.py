@@ -160,11 +160,22 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--since", type=datetime.fromisoformat, help="only those written at or after (ISO 8601)"
     )
-    replay.add_argument("--limit", type=int, help="at most this many")
+    replay.add_argument("--limit", type=_at_least_one, help="at most this many")
     replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
     for name, (_, text) in _DEV_COMMANDS.items():
         commands.add_parser(name, help=text, add_help=False)  # its own parser answers --help
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    # "At most 0" would replay one: the limit is checked after each dead letter is taken.
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return number
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

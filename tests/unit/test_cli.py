@@ -307,3 +307,17 @@ def test_simulate_vod_documents_every_option_and_takes_no_secret_on_the_command_
     assert undocumented == []
     assert "--secret-key " not in result.stdout
     assert "--secret-key-file" in result.stdout
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_dlq_replay_refuses_a_limit_below_one_before_connecting(
+    env: dict[str, str], limit: str
+) -> None:
+    # "At most 0" replayed one dead letter: the limit was checked after taking each.
+    env["COVER_CONSUMER__KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_port()}"
+
+    result = cli("dlq", "replay", "--limit", limit, env=env, timeout=30)
+
+    assert result.returncode == 2
+    assert "--limit: at least 1" in result.stderr
+    assert "Traceback" not in result.stderr
