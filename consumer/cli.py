@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_daemon(settings) if args.command == "run" else _run_ingest(settings)
         # An operator command's report is its stdout; what the libraries log goes to stderr.
         configure(settings.log, secret_values(settings), stream=sys.stderr)
-        return asyncio.run(_operate(args, settings))
+        return _run_operation(args, settings)
     except ConfigError as exc:
         print(f"cover-consumer: {exc}", file=sys.stderr)
         return ExitCode.CONFIG
@@ -96,6 +96,25 @@ def _run_ingest(settings: Settings) -> int:
         return asyncio.run(server.run(settings))
     except ConfigError:
         raise
+    except Exception:
+        get_logger().exception("fatal_error")
+        return ExitCode.FATAL
+
+
+def _run_operation(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka.errors import KafkaError
+
+    try:
+        return asyncio.run(_operate(args, settings))
+    except ConfigError:
+        raise
+    except (KafkaError, OSError) as exc:
+        # The broker unreachable or refusing is the operator's everyday failure: one
+        # scrubbed line saying so (it was an unscrubbed traceback on stderr), no stack.
+        text = str(exc)  # aiokafka's errors name their class already
+        name = type(exc).__name__
+        get_logger().error("fatal_error", error=text if name in text else f"{name}: {text}")
+        return ExitCode.FATAL
     except Exception:
         get_logger().exception("fatal_error")
         return ExitCode.FATAL
