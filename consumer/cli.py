@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_daemon(settings) if args.command == "run" else _run_ingest(settings)
         # An operator command's report is its stdout; what the libraries log goes to stderr.
         configure(settings.log, secret_values(settings), stream=sys.stderr)
-        return asyncio.run(_operate(args, settings))
+        return _run_operation(args, settings)
     except ConfigError as exc:
         print(f"cover-consumer: {exc}", file=sys.stderr)
         return ExitCode.CONFIG
@@ -96,6 +96,25 @@ def _run_ingest(settings: Settings) -> int:
         return asyncio.run(server.run(settings))
     except ConfigError:
         raise
+    except Exception:
+        get_logger().exception("fatal_error")
+        return ExitCode.FATAL
+
+
+def _run_operation(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka.errors import KafkaError
+
+    try:
+        return asyncio.run(_operate(args, settings))
+    except ConfigError:
+        raise
+    except (KafkaError, OSError) as exc:
+        # The broker unreachable or refusing is the operator's everyday failure: one
+        # scrubbed line saying so (it was an unscrubbed traceback on stderr), no stack.
+        text = str(exc)  # aiokafka's errors name their class already
+        name = type(exc).__name__
+        get_logger().error("fatal_error", error=text if name in text else f"{name}: {text}")
+        return ExitCode.FATAL
     except Exception:
         get_logger().exception("fatal_error")
         return ExitCode.FATAL
@@ -160,11 +179,22 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--since", type=datetime.fromisoformat, help="only those written at or after (ISO 8601)"
     )
-    replay.add_argument("--limit", type=int, help="at most this many")
+    replay.add_argument("--limit", type=_at_least_one, help="at most this many")
     replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
     for name, (_, text) in _DEV_COMMANDS.items():
         commands.add_parser(name, help=text, add_help=False)  # its own parser answers --help
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    # "At most 0" would replay one: the limit is checked after each dead letter is taken.
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return number
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,13 @@ from pydantic import BaseModel
 
 from consumer.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "check_environment", "check_secret_files", "read_yaml"]
+__all__ = [
+    "ENV_PREFIX",
+    "check_environment",
+    "check_secret_files",
+    "read_secret_files",
+    "read_yaml",
+]
 
 ENV_PREFIX = "COVER_CONSUMER__"
 MAX_FILE_BYTES = 1 << 20  # a config is kilobytes
@@ -85,6 +91,29 @@ def check_secret_files(directory: Path, settings: type[BaseModel]) -> None:
     for entry in directory.iterdir():
         if "__" in entry.name and not entry.name.startswith("."):
             _known_path(f"secret file {entry}", entry.name.upper(), paths)
+
+
+def read_secret_files(
+    directory: Path, files: Iterable[Path], settings: type[BaseModel]
+) -> dict[str, str]:
+    """The texts of the secret ``files`` by name, stripped, as pydantic-settings reads them.
+
+    Its reader raised UnicodeDecodeError (a traceback, exit 1) on any binary file, even
+    one the Secret holds for someone else (a keystore): a file naming a setting that is
+    not UTF-8 or cannot be read is refused naming it, any other is skipped."""
+    paths = set(_paths(settings))
+    texts: dict[str, str] = {}
+    for file in files:
+        name = str(file.relative_to(directory))
+        try:
+            texts[name] = file.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            if name.upper() in paths:
+                raise ConfigError(f"secret file {file}: not UTF-8") from None
+        except OSError as exc:
+            if name.upper() in paths:
+                raise ConfigError(f"secret file {file}: cannot read: {exc.strerror}") from None
+    return texts
 
 
 def _known_path(source: str, name: str, paths: set[str]) -> None:

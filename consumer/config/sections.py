@@ -31,6 +31,7 @@ __all__ = [
     "LogSettings",
     "MatchSpec",
     "Millis",
+    "Number",
     "Port",
     "RetrySettings",
     "RouteSpec",
@@ -55,13 +56,19 @@ def _not_a_bool(value: object) -> object:
     return value
 
 
-_Number = BeforeValidator(_not_a_bool)
-Millis = Annotated[int, Field(gt=0), _Number]
+# Any numeric setting, also one typed inline elsewhere (consumer/config/vod.py).
+Number = BeforeValidator(_not_a_bool)
+# Kafka's wire protocol packs timeouts, fetch sizes and partition counts as Int32 (and the
+# replication factor as Int16): a larger value failed at the first request, with a struct
+# error long after start.
+_INT32_MAX = 2**31 - 1
+Millis = Annotated[int, Field(gt=0, le=_INT32_MAX), Number]
 # Finite: an `.inf` timeout or window would wait for ever.
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), _Number]
-Count = Annotated[int, Field(ge=1), _Number]
-Fraction = Annotated[float, Field(gt=0, le=1), _Number]
-Port = Annotated[int, Field(ge=0, le=65535), _Number]  # 0: any free port
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), Number]
+Count = Annotated[int, Field(ge=1), Number]
+_Int32Count = Annotated[int, Field(ge=1, le=_INT32_MAX), Number]
+Fraction = Annotated[float, Field(gt=0, le=1), Number]
+Port = Annotated[int, Field(ge=0, le=65535), Number]  # 0: any free port
 _NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
@@ -86,8 +93,8 @@ class KafkaSettings(BaseModel):
     max_poll_interval_ms: Millis = 300_000
     request_timeout_ms: Millis = 30_000
     # Bytes one fetch may bring (all partitions / one partition): the read-ahead buffer.
-    fetch_max_bytes: Count = 16 * 2**20
-    max_partition_fetch_bytes: Count = 2**20
+    fetch_max_bytes: _Int32Count = 16 * 2**20
+    max_partition_fetch_bytes: _Int32Count = 2**20
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> KafkaSettings:
@@ -195,8 +202,8 @@ class TopicsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    partitions: Count = 6
-    replication_factor: Count = 3
+    partitions: _Int32Count = 6
+    replication_factor: Annotated[int, Field(ge=1, le=2**15 - 1), Number] = 3
     # Writes with acks=all need this many in-sync replicas (capped at a topic's replication
     # factor): with 2 of 3, one broker down loses no acknowledged retry or dead letter.
     min_insync_replicas: Count = 2

@@ -23,7 +23,13 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from consumer.config.files import ENV_PREFIX, check_environment, check_secret_files, read_yaml
+from consumer.config.files import (
+    ENV_PREFIX,
+    check_environment,
+    check_secret_files,
+    read_secret_files,
+    read_yaml,
+)
 from consumer.config.ingest import IngestSettings
 from consumer.config.sections import (
     REQUIRED_WITH,
@@ -133,7 +139,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        secrets = NestedSecretsSettingsSource(
+        secrets = _SecretFiles(
             file_secret_settings,
             secrets_dir=_secrets_dir(),
             secrets_dir_missing="ok",
@@ -143,6 +149,14 @@ class Settings(BaseSettings):
         )
         file = InitSettingsSource(settings_cls, init_kwargs=dict(_file_data.get() or {}))
         return init_settings, env_settings, secrets, file
+
+
+class _SecretFiles(NestedSecretsSettingsSource):
+    """The secret files, a binary one refused when it names a setting, else skipped."""
+
+    @classmethod
+    def load_secrets(cls, path: Path) -> dict[str, str]:
+        return read_secret_files(path, cls._iter_secret_files(path), Settings)
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

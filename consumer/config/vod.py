@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from consumer.config.sections import REQUIRED_WITH, Count, Seconds
+from consumer.config.sections import REQUIRED_WITH, Count, Number, Seconds
 
 __all__ = ["CoverSettings", "SnapshotKind", "VodSettings"]
 
@@ -35,7 +35,7 @@ class VodSettings(BaseModel):
     timeout: Seconds = 10.0
     # Calls in flight at once. Under 5 on purpose: VOD locks a key after 5 failed
     # signatures in a row, and the circuit opens on the first one.
-    max_concurrent_calls: Annotated[int, Field(ge=1, le=4)] = 4
+    max_concurrent_calls: Annotated[int, Field(ge=1, le=4), Number] = 4
     # Per-tenant quotas, calls per minute, shared by all replicas by the work (see
     # consumer.vod.quota).
     write_quota_per_minute: Count = 100
@@ -99,9 +99,9 @@ class CoverSettings(BaseModel):
     # fallback_cover: snapshot kinds in order of preference; offsets under
     # min_offset_seconds are skipped (first frames are often black).
     snapshot_preference: tuple[SnapshotKind, ...] = ("sample", "dots", "quantity")
-    min_offset_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    min_offset_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False), Number] = 1.0
     # With no snapshots and none coming: ask VOD for these offsets (seconds), retry after.
-    snapshot_offsets: tuple[Annotated[int, Field(ge=0)], ...] = (1, 5, 10)
+    snapshot_offsets: tuple[Annotated[int, Field(ge=0), Number], ...] = (1, 5, 10)
     snapshot_retry_after: Seconds = 60.0
     # A cover the fallback set takes VOD 3-5 minutes to show: check back this long after
     # (through the retry tiers), this many times; then set it once more, then give up.

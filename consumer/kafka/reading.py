@@ -17,8 +17,8 @@ async def read_topic(options: dict[str, Any], topic: str) -> AsyncIterator[Any]:
     (operator tools, the demo, tests). ``options``: at least ``bootstrap_servers``."""
     lenient.install()
     consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a failed start is stopped too (no "Unclosed" line)
         if topic not in await consumer.topics():  # also loads the metadata asked for below
             return
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

@@ -307,3 +307,39 @@ def test_simulate_vod_documents_every_option_and_takes_no_secret_on_the_command_
     assert undocumented == []
     assert "--secret-key " not in result.stdout
     assert "--secret-key-file" in result.stdout
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_dlq_replay_refuses_a_limit_below_one_before_connecting(
+    env: dict[str, str], limit: str
+) -> None:
+    # "At most 0" replayed one dead letter: the limit was checked after taking each.
+    env["COVER_CONSUMER__KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_port()}"
+
+    result = cli("dlq", "replay", "--limit", limit, env=env, timeout=30)
+
+    assert result.returncode == 2
+    assert "--limit: at least 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [("topics", "ensure"), ("dlq", "list"), ("dlq", "replay")])
+def test_an_operator_command_without_a_broker_exits_1_with_one_line_and_no_traceback(
+    env: dict[str, str], secret: str, command: tuple[str, str]
+) -> None:
+    env["COVER_CONSUMER__KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_port()}"
+    env["COVER_CONSUMER__KAFKA__SASL_USERNAME"] = "u"  # SASL, so a password is configured
+    env["COVER_CONSUMER__KAFKA__SASL_PASSWORD"] = secret
+    env["COVER_CONSUMER__KAFKA__SASL_MECHANISM"] = "PLAIN"
+    env["COVER_CONSUMER__KAFKA__SECURITY_PROTOCOL"] = "SASL_PLAINTEXT"
+
+    result = cli(*command, env=env, timeout=60)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert "Unclosed" not in result.stderr
+    assert secret not in result.stderr
+    failure = [line for line in result.stderr.splitlines() if "fatal_error" in line]
+    assert len(failure) == 1
+    assert "KafkaConnectionError" in failure[0]
