@@ -225,8 +225,16 @@ class VodClient:
     async def _send(
         self, method: str, url: URL, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, Mapping[str, str], bytes]:
+        # No redirects, as the official SDK (HttpConfig.allow_redirects=False): following
+        # one sends the signed call and its security token wherever Location says, and
+        # re-sends a billed POST on a 307/308, all on one quota token. A 3xx is an answer.
         async with self._session.request(
-            method, url, data=body or None, headers=headers, timeout=self._timeout
+            method,
+            url,
+            data=body or None,
+            headers=headers,
+            timeout=self._timeout,
+            allow_redirects=False,
         ) as response:
             return response.status, response.headers, await response.read()
 
@@ -283,9 +291,10 @@ def _secret(value: str | SecretStr) -> SecretStr:
 
 def _json_object(content: bytes) -> dict[str, Any] | None:
     # Error answers from a proxy in front of VOD may be HTML or empty: classify by status.
+    # So may one nested past the parser's recursion limit, which is no error object.
     try:
         value = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
