@@ -225,16 +225,10 @@ class VodClient:
     async def _send(
         self, method: str, url: URL, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, Mapping[str, str], bytes]:
-        # No redirects, as the official SDK (HttpConfig.allow_redirects=False): following
-        # one sends the signed call and its security token wherever Location says, and
-        # re-sends a billed POST on a 307/308, all on one quota token. A 3xx is an answer.
+        # Never a redirect (nor does the SDK): it takes the signed call, token, a POST elsewhere.
+        data, timeout = body or None, self._timeout
         async with self._session.request(
-            method,
-            url,
-            data=body or None,
-            headers=headers,
-            timeout=self._timeout,
-            allow_redirects=False,
+            method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False
         ) as response:
             return response.status, response.headers, await response.read()
 
@@ -290,8 +284,7 @@ def _secret(value: str | SecretStr) -> SecretStr:
 
 
 def _json_object(content: bytes) -> dict[str, Any] | None:
-    # Error answers from a proxy in front of VOD may be HTML or empty: classify by status.
-    # So may one nested past the parser's recursion limit, which is no error object.
+    # A proxy's error page may be HTML, empty, or nested past json's limit: classify by status.
     try:
         value = json.loads(content)
     except (ValueError, RecursionError):
