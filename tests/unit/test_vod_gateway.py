@@ -18,6 +18,7 @@ from consumer.testing.vodsim import SimState
 from consumer.vod.circuit import Circuit, CircuitOpen
 from consumer.vod.client import VodClient
 from consumer.vod.errors import (
+    VodError,
     VodPermanentError,
     VodSystemicError,
     VodThrottled,
@@ -155,10 +156,11 @@ async def test_a_probe_that_got_no_answer_from_vod_keeps_the_circuit_open(
     [
         VodThrottled(None, None, 429, retry_after=3.0),  # throttled after authentication
         VodTransientError("VOD.10051", "internal error", 500),  # VOD itself answered
+        VodPermanentError(None, None, 400),  # refused as a request, not as a caller
     ],
 )
-async def test_a_probe_vod_answered_with_a_transient_error_closes_the_circuit(
-    answer: VodTransientError,
+async def test_a_probe_answered_with_an_error_not_about_the_caller_closes_the_circuit(
+    answer: VodError,
 ) -> None:
     probe = Probe([answer])
     c, _ = circuit(probe)
