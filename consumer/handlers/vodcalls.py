@@ -5,9 +5,9 @@ and counted into the record's memo, so the outcome line and /metrics tell what a
 cost in VOD queries, writes and billed snapshot tasks across all its calls and tiers.
 
 Starting a snapshot task is the one call that is neither free nor idempotent: a request
-that got no answer (a timeout, a reset connection) may have started a billed task. Before
-anyone asks again, the asset's task list is read: a task that appeared since is taken as
-the one started, so one request never becomes two billed tasks.
+that got no answer (a timeout, a reset connection) or a 5xx may have started a billed
+task. Before anyone asks again, the asset's task list is read: a task that appeared since
+is taken as the one started, so one request never becomes two billed tasks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from consumer import metrics
 from consumer.vod.api import VodApi
 from consumer.vod.client import VodCall
-from consumer.vod.errors import VodRetryLater, VodTransientError
+from consumer.vod.errors import VodRetryLater, VodThrottled, VodTransientError
 from consumer.vod.models import AssetDetail, ProcessTaskRequest, ThumbnailParams
 
 __all__ = ["AssetCalls", "TaskStart"]
@@ -71,8 +71,10 @@ class AssetCalls:
         except VodRetryLater:
             return TaskStart(started=False)  # VOD.10080: a task still runs (maybe ours)
         except VodTransientError as exc:
-            if exc.status is not None:
-                raise  # VOD answered: nothing was started
+            if isinstance(exc, VodThrottled):
+                raise  # refused at the gateway, before VOD: nothing was started
+            # No answer, or a 5xx: a gateway that gave up waiting (504), a proxy's page
+            # (502) or VOD's own internal error may each follow a task VOD did start.
             listed = await self.api.list_thumbnail_tasks(self.asset_id, calls=self.calls)
             new = [t.task_id for t in listed if t.task_id not in before]
             if not new:

@@ -43,6 +43,9 @@ class Faults:
     # A write is carried out, then the connection drops before the answer: the caller
     # cannot know that it worked (a task started, a cover set).
     lost_answer_rate: float = 0.0
+    #: How such an answer is lost: None, the connection drops; a status, the gateway
+    #: answers it (504 APIG.0202: it gave up waiting for VOD, which went on regardless).
+    lost_answer_status: int | None = None
     #: What a throttled answer says in its Retry-After header (None: no header).
     retry_after: str | None = None
 

@@ -14,7 +14,7 @@ from structlog.typing import FilteringBoundLogger
 
 from consumer.clock import SYSTEM_CLOCK, Clock
 from consumer.hold import Hold, Reason
-from consumer.vod.errors import VodError, VodSystemicError
+from consumer.vod.errors import VodError, VodSystemicError, VodThrottled, VodTransientError
 
 __all__ = ["Circuit", "CircuitOpen"]
 
@@ -75,12 +75,27 @@ class Circuit:
             await self._clock.sleep(self._interval)
             try:
                 await self._probe()
-            except VodSystemicError as exc:
-                self._log.warning("vod_circuit_probe_failed", error_code=exc.error_code)
-                continue
+            except VodError as exc:
+                # A systemic answer, or none of VOD's at all (a timeout, a refused
+                # connection, a proxy's 5xx page): nothing says the key is accepted now.
+                # Closing would let the held records try it, up to 4 at once, toward the
+                # 5 failed signatures in a row that lock the key.
+                if isinstance(exc, VodSystemicError) or _unanswered(exc):
+                    self._log.warning(
+                        "vod_circuit_probe_failed", error_code=exc.error_code, status=exc.status
+                    )
+                    continue
+                self._log.info("vod_circuit_probe_passed", error=type(exc).__name__)
             except Exception as exc:  # any other answer means VOD accepted the call itself
                 self._log.info("vod_circuit_probe_passed", error=type(exc).__name__)
             self.reason = None
             self._log.warning("vod_circuit_closed", action="resuming")
             self.hold.clear(Reason.CIRCUIT)
             return
+
+
+def _unanswered(error: VodError) -> bool:
+    """Whether VOD's gateway never judged the call: no answer, or a 5xx without a code
+    (not VOD's). A throttled call, or a coded internal error, passed authentication."""
+    transient = isinstance(error, VodTransientError) and not isinstance(error, VodThrottled)
+    return transient and error.error_code is None

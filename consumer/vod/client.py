@@ -225,8 +225,10 @@ class VodClient:
     async def _send(
         self, method: str, url: URL, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, Mapping[str, str], bytes]:
+        # Never a redirect (nor does the SDK): it takes the signed call, token, a POST elsewhere.
+        data, timeout = body or None, self._timeout
         async with self._session.request(
-            method, url, data=body or None, headers=headers, timeout=self._timeout
+            method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False
         ) as response:
             return response.status, response.headers, await response.read()
 
@@ -282,10 +284,10 @@ def _secret(value: str | SecretStr) -> SecretStr:
 
 
 def _json_object(content: bytes) -> dict[str, Any] | None:
-    # Error answers from a proxy in front of VOD may be HTML or empty: classify by status.
+    # A proxy's error page may be HTML, empty, or nested past json's limit: classify by status.
     try:
         value = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 

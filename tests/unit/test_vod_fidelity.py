@@ -125,6 +125,38 @@ async def test_a_task_request_whose_answer_was_lost_is_found_not_sent_again(vod:
     assert vod.notes["vod_billed_tasks"] == 1
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_task_request_answered_by_a_gateway_error_is_looked_for_not_sent_again(
+    vod: Vod, status: int
+) -> None:
+    # The gateway gave up on VOD's answer, VOD started the task all the same: a 5xx is
+    # no proof that nothing was started, only a throttled call is.
+    asset = vod.state.add_asset("a1")  # no snapshots: the fallback asks for some
+    vod.state.task_delay = 30
+    vod.state.faults.lost_answer_rate = 1.0
+    vod.state.faults.lost_answer_status = status
+
+    outcome = await vod.call(fallback_cover, cover_failed("a1"))
+
+    assert outcome == Retry("requested snapshots", after=SETTINGS.snapshot_retry_after)
+    assert vod.state.count("create_process_task") == 1
+    assert len(asset.tasks) == 1
+    assert vod.notes["snapshot_task_started"] is True
+    assert vod.notes["vod_billed_tasks"] == 1
+
+
+async def test_a_throttled_task_request_is_not_looked_for(vod: Vod) -> None:
+    vod.state.add_asset("a1")
+    vod.state.quotas.writes_per_minute = 0
+
+    with pytest.raises(VodThrottled):
+        await vod.call(fallback_cover, cover_failed("a1"))
+
+    ops = [call["op"] for call in vod.notes["vod_calls"]]
+    assert ops.count("list_thumbnail_tasks") == 1  # the one before the request only
+    assert ops[-1] == "create_process_task"
+
+
 async def test_a_duplicate_event_does_not_pay_for_a_second_regeneration(vod: Vod) -> None:
     vod.state.add_asset("a1")
     vod.state.task_delay = 30

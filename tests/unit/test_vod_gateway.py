@@ -17,7 +17,13 @@ from consumer.testing import ManualClock
 from consumer.testing.vodsim import SimState
 from consumer.vod.circuit import Circuit, CircuitOpen
 from consumer.vod.client import VodClient
-from consumer.vod.errors import VodPermanentError, VodSystemicError
+from consumer.vod.errors import (
+    VodError,
+    VodPermanentError,
+    VodSystemicError,
+    VodThrottled,
+    VodTransientError,
+)
 from consumer.vod.gateway import GuardedVod
 from consumer.vod.models import AssetDetail
 from consumer.vod.quota import QuotaWindow
@@ -116,6 +122,56 @@ async def test_a_probe_answered_with_a_non_systemic_error_closes_the_circuit() -
     assert c.reason is None
 
 
+@pytest.mark.parametrize(
+    "no_answer",
+    [
+        VodTransientError(None, "show_asset_detail timed out", None),
+        VodTransientError(None, "show_asset_detail connection failed", None),
+        VodTransientError(None, None, 502),  # a proxy's page: VOD never saw the key
+    ],
+)
+async def test_a_probe_that_got_no_answer_from_vod_keeps_the_circuit_open(
+    no_answer: VodTransientError,
+) -> None:
+    # Closing on it would let the held records call with a key nobody vouched for, up to
+    # 4 at once: the 5 failed signatures in a row that lock the key.
+    probe = Probe([no_answer, no_answer])
+    c, _ = circuit(probe)
+
+    with capture_logs() as logs:
+        c.open(BAD_KEY)
+        async with asyncio.timeout(BOUND):
+            await c.wait_closed()
+
+    assert probe.calls == 3
+    assert [(e["event"], e.get("error_code")) for e in logs[1:]] == [
+        ("vod_circuit_probe_failed", None),
+        ("vod_circuit_probe_failed", None),
+        ("vod_circuit_closed", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        VodThrottled(None, None, 429, retry_after=3.0),  # throttled after authentication
+        VodTransientError("VOD.10051", "internal error", 500),  # VOD itself answered
+        VodPermanentError(None, None, 400),  # refused as a request, not as a caller
+    ],
+)
+async def test_a_probe_answered_with_an_error_not_about_the_caller_closes_the_circuit(
+    answer: VodError,
+) -> None:
+    probe = Probe([answer])
+    c, _ = circuit(probe)
+
+    c.open(BAD_KEY)
+    async with asyncio.timeout(BOUND):
+        await c.wait_closed()
+
+    assert probe.calls == 1
+
+
 async def test_stop_ends_the_probes_of_an_open_circuit() -> None:
     probe = Probe()
     c, _ = circuit(probe)
@@ -184,6 +240,21 @@ async def test_the_circuit_closes_when_a_probe_passes_after_the_key_is_fixed(
 
     assert detail.asset_id == "a1"
     assert not vod.circuit.is_open
+
+
+async def test_the_circuit_stays_open_while_vod_cannot_be_reached_at_all() -> None:
+    state = SimState(project_id=PROJECT, keys={AK: "not-what-the-daemon-has"})
+    server = await run_simulator("127.0.0.1", 0, state)
+    async with aiohttp.ClientSession() as session:
+        vod = gateway(session, server.url, probe_interval=0.02)
+        with pytest.raises(VodSystemicError):
+            await vod.show_asset_detail("a1")
+        await server.stop()  # every probe now meets a refused connection
+
+        await asyncio.sleep(0.3)
+        vod.circuit.stop()
+
+    assert vod.circuit.is_open
 
 
 @pytest.mark.parametrize("spelling", ["APIG", "APIGW"])

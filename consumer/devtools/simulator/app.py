@@ -187,6 +187,10 @@ def _endpoint(operation: str, group: QuotaGroup, run: _Operation) -> Handler:
             state.calls[operation, fault or _spelt(answer.code, state)] += 1
             return _error(state, answer, request_id)
         lost = group == "write" and state.rng.random() < state.faults.lost_answer_rate
+        if lost and state.faults.lost_answer_status is not None:
+            state.calls[operation, "lost"] += 1  # done, and the gateway says it failed
+            timeout = _Answer(state.faults.lost_answer_status, "APIG.0202", "backend timeout")
+            return _error(state, timeout, request_id)
         if lost and request.transport is not None:
             state.calls[operation, "lost"] += 1
             request.transport.abort()  # done, and nobody is told
