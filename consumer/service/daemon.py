@@ -52,7 +52,9 @@ async def run(settings: Settings) -> int:
         stop_on_signals(stop, lambda: parts.hold.set(Reason.SHUTDOWN))
         stop_server, port = await serve(health, settings.http.host, settings.http.port)
         log.info("side_server_listening", host=settings.http.host, port=port)
-        watch = asyncio.create_task(_watch_broker(source, health.contact, log))
+        # Once joined: until then /readyz fails anyway, and the probe's metadata request
+        # made aiokafka log an ERROR line every 2 s beside each broker_unavailable line.
+        watch: asyncio.Task[None] | None = None
         follow: asyncio.Task[None] | None = None  # the VOD quota shares follow the group's work
         # Not joined yet: closing only has clients to stop, a few seconds at most.
         close_by = time.monotonic() + min(5.0, timeout)
@@ -62,6 +64,7 @@ async def run(settings: Settings) -> int:
                 log.info("shutdown", reason="signal before the consumer started")
                 return ExitCode.OK
             health.joined = True
+            watch = asyncio.create_task(_watch_broker(source, health.contact, log))
             follow = asyncio.create_task(parts.follow_work(log))
             log.info(
                 "consumer_started",
@@ -83,9 +86,9 @@ async def run(settings: Settings) -> int:
             # The broker gets a slice of the budget to hear we leave, whatever the drain took.
             drained = await engine.shutdown(timeout - min(5.0, timeout / 5))
         finally:
-            watch.cancel()
-            if follow is not None:
-                follow.cancel()
+            for task in (watch, follow):
+                if task is not None:
+                    task.cancel()
             if circuit is not None:
                 circuit.stop()
             # Closed on every path, a failed start included: leaving is bounded anyway.

@@ -49,12 +49,15 @@ def test_sigterm_while_waiting_for_the_broker_exits_0_at_once(name: str, tmp_pat
     bootstrap = f"127.0.0.1:{free_port()}"
     config = daemon_config(tmp_path, bootstrap, name, name, "log")
     daemon = start_daemon(config, tmp_path / "d.log")
-    daemon.wait_for(lambda: bool(daemon.events("broker_unavailable")), 30, "a try")
+    # Four tries take 3.5 s: longer than the readiness probe's 2 s interval.
+    daemon.wait_for(lambda: len(daemon.events("broker_unavailable")) >= 4, 30, "four tries")
 
     code, seconds = daemon.terminate(timeout=10)
 
     assert (code, seconds < 3) == (0, True)
     assert daemon.events("shutdown")[-1]["reason"] == "signal before the consumer started"
+    # One warning line a try says it: no library ERROR lines beside them.
+    assert [line for line in daemon.lines() if line["level"] == "error"] == []
 
 
 def test_readyz_fails_while_the_replica_is_cut_off_and_recovers_after(
