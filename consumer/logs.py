@@ -9,6 +9,10 @@ Lines go out in batches: those rendered in one turn of the event loop leave in o
 write at the start of the next (a write per line was a fifth of the daemon's cost
 per record). :func:`flush` writes them at once; the engine calls it before every
 offset commit, so a crash loses only lines of records that are processed again.
+
+What the libraries log is trimmed here too (SASL payloads, aiohttp's malformed-request
+errors, aiokafka's connection errors during a try that says so itself): one place for
+every line, which is why this module runs a little over 300 lines.
 """
 
 from __future__ import annotations
@@ -117,6 +121,7 @@ def _route_stdlib(
 ) -> None:
     handler = _SinkHandler()
     handler.addFilter(_withhold_auth)
+    handler.addFilter(_quiet_bad_requests)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*chain, structlog.stdlib.ExtraAdder()],
@@ -266,6 +271,23 @@ def _withhold_auth(record: logging.LogRecord) -> bool:
             "<SASL exchange withheld>" if "Sasl" in type(arg).__name__ else arg
             for arg in record.args
         )
+    return True
+
+
+def _quiet_bad_requests(record: logging.LogRecord) -> bool:
+    """aiohttp logs a request it cannot parse (a scanner's garbage, an oversized header)
+    at ERROR, with a stack and the request's first bytes, after answering it 400: on an
+    endpoint facing the internet anyone could raise error lines at will. The 400 is the
+    outcome; at DEBUG it stays as one line naming the error, else it is dropped."""
+    error = record.exc_info[1] if record.exc_info else None
+    if not record.name.startswith("aiohttp.server") or not any(
+        kind.__name__ == "HttpProcessingError" for kind in type(error).__mro__
+    ):
+        return True
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        return False
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    record.msg, record.args, record.exc_info = "bad_http_request: %s", (type(error).__name__,), None
     return True
 
 

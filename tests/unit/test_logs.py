@@ -19,6 +19,8 @@ from typing import Any, Literal, NoReturn
 
 import pytest
 import structlog
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from structlog.typing import FilteringBoundLogger
 
 from consumer import logs
@@ -492,3 +494,68 @@ def test_scrub_takes_text_with_a_lone_surrogate(secret: str) -> None:
     logs.add_secret(secret)
 
     assert logs.scrub(f"bad \ud800 {secret}") == f"bad \ud800 {MASK}"
+
+
+# --- what the HTTP servers' library logs ---------------------------------------------------
+
+
+async def _ask_raw(request: bytes) -> bytes:
+    """Send ``request`` as is to an aiohttp server whose one handler raises; its answer."""
+
+    async def fails(_: web.Request) -> web.Response:
+        raise RuntimeError("the handler broke")
+
+    app = web.Application()
+    app.router.add_get("/fails", fails)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(access_log=None)  # as the daemon's and the ingest's servers
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(request)
+        answer = await reader.read(100)
+        writer.close()
+        await asyncio.sleep(0.05)  # the server logs after answering
+    finally:
+        await server.close()
+    logs.flush()
+    return answer
+
+
+OVERSIZED = b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+
+
+async def test_a_request_aiohttp_cannot_parse_is_answered_400_and_logs_no_error(
+    out: Output,
+) -> None:
+    setup(out, level="INFO")
+
+    answer = await _ask_raw(OVERSIZED)
+
+    assert answer.startswith(b"HTTP/1.0 400")
+    assert out.records() == []
+
+
+async def test_at_debug_a_request_aiohttp_cannot_parse_is_one_line_naming_the_error(
+    out: Output,
+) -> None:
+    setup(out, level="DEBUG")
+
+    await _ask_raw(OVERSIZED)
+
+    [line] = [r for r in out.records() if r.get("logger") == "aiohttp.server"]
+    assert (line["event"], line["level"]) == ("bad_http_request: LineTooLong", "debug")
+    assert "exception" not in line
+    assert "aaaa" not in out.text()
+
+
+async def test_a_handler_that_raises_is_still_an_error_line_with_its_exception(
+    out: Output,
+) -> None:
+    setup(out, level="INFO")
+
+    answer = await _ask_raw(b"GET /fails HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    assert answer.startswith(b"HTTP/1.1 500")
+    [line] = out.records()
+    assert line["level"] == "error"
+    assert line["exception"][0]["exc_type"] == "RuntimeError"
