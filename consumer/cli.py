@@ -13,7 +13,7 @@ import asyncio
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import consumer
 from consumer.config import Settings, load_settings, render_masked, secret_values
@@ -177,13 +177,22 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(replay)
     replay.add_argument("--reason", help="only dead letters whose reason contains this")
     replay.add_argument(
-        "--since", type=datetime.fromisoformat, help="only those written at or after (ISO 8601)"
+        "--since",
+        type=_utc_unless_told,
+        help="only those written at or after (ISO 8601; UTC unless it says, as dlq list prints)",
     )
     replay.add_argument("--limit", type=_at_least_one, help="at most this many")
     replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
     for name, (_, text) in _DEV_COMMANDS.items():
         commands.add_parser(name, help=text, add_help=False)  # its own parser answers --help
     return parser
+
+
+def _utc_unless_told(text: str) -> datetime:
+    # A time copied from `dlq list` (UTC, "Z") or typed without a zone means UTC, not the
+    # zone of the machine the operator happens to run this on.
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _at_least_one(text: str) -> int:

@@ -4,9 +4,11 @@ while dead-lettering, and replaying dead letters (twice)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,10 @@ def test_replay_republishes_dead_letters_once_however_often_it_runs(
     daemon.terminate()
 
     listed = cli(config, "dlq", "list")
+    # A time without a zone, as an operator types it, on a machine twelve hours behind UTC:
+    # read as that zone's, it would lie in the future and select nothing.
+    since = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S")
+    recent = cli(config, "dlq", "replay", "--since", since, "--dry-run", tz="Etc/GMT+12")
     dry = cli(config, "dlq", "replay", "--reason", "asset_id", "--dry-run")
     first = cli(config, "dlq", "replay", "--reason", "asset_id")
     second = cli(config, "dlq", "replay", "--reason", "asset_id")
@@ -114,6 +120,7 @@ def test_replay_republishes_dead_letters_once_however_often_it_runs(
 
     assert "2 dead letters" in listed
     assert "cover_info.asset_id: Field required" in listed
+    assert "2 would be replayed" in recent
     assert "1 would be replayed" in dry
     assert first.startswith("1 replayed")
     assert second.startswith("0 replayed")
@@ -126,11 +133,12 @@ def test_replay_republishes_dead_letters_once_however_often_it_runs(
     assert header_map(replays[0])["cc-replay-of"].startswith(f"{name}.dlq/0/")
 
 
-def cli(config: Path, *args: str) -> str:
+def cli(config: Path, *args: str, tz: str = "UTC") -> str:
     began = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "consumer", *args, "--config", str(config)],
         cwd=REPO,
+        env={**os.environ, "TZ": tz},
         capture_output=True,
         text=True,
         timeout=60,
