@@ -73,6 +73,12 @@ class Retry:
     error: str | None = None
     kind: ClassVar[str] = "retry"
 
+    def __post_init__(self) -> None:
+        # A handler's arithmetic can give NaN (it made the wait vanish: max(nan, x) is nan)
+        # or a negative wait; neither says when to come back, so the backoff decides.
+        if self.after is not None and not self.after >= 0:
+            object.__setattr__(self, "after", None)
+
 
 @dataclass(frozen=True, slots=True)
 class Retried:

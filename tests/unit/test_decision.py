@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from consumer.dispatch.decision import (
@@ -129,6 +131,8 @@ def test_failure(exc: Exception, attempt: int, expected: Retry | Failed) -> None
         (Retry("r"), 3, 10.0, None),  # attempts used up
         (Retry("r", after=2.0), 1, 1.9, None),  # the wait would pass the budget
         (Retry("r", after=2.0), 1, 2.0, 2.0),  # exactly within the budget
+        (Retry("r", after=math.nan), 1, 10.0, 0.1),  # no wait said: the backoff's
+        (Retry("r", after=-5.0), 1, 10.0, 0.1),
     ],
 )
 def test_quick_retry_delay(
