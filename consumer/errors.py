@@ -5,7 +5,7 @@ ConsumerError
 │   └── HandlerNotFound  a route names a handler that cannot be resolved
 ├── TransientError       worth retrying (clients raise it, or set ``retryable = True``)
 └── RecordError          one record cannot be processed; never stops the consumer
-    ├── InvalidRecord    not JSON, or not a valid event: outcome ``failed``
+    ├── InvalidRecord    not JSON, or not a valid event: dead-lettered with the reason
     └── IgnoredRecord    valid but carries nothing to handle: outcome ``skipped``
 """
 
@@ -52,8 +52,6 @@ class TransientError(ConsumerError):
 class RecordError(ConsumerError):
     """A record that cannot become an event; ``reason`` goes to the outcome line."""
 
-    outcome: str = "failed"
-
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -62,10 +60,6 @@ class RecordError(ConsumerError):
 class InvalidRecord(RecordError):
     """Not JSON, or JSON that does not validate as an event."""
 
-    outcome = "failed"
-
 
 class IgnoredRecord(RecordError):
     """A well-formed record with no event in it (e.g. an SMN subscription confirmation)."""
-
-    outcome = "skipped"
