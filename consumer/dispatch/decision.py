@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from consumer.outcomes import Done, Failed, Handover, Outcome, Retry, Skipped
-from consumer.redelivery.policy import backoff, is_transient, next_tier
+from consumer.redelivery.policy import backoff, is_permanent, is_transient, next_tier
 from consumer.redelivery.topology import Tier
 
 __all__ = [
@@ -80,10 +80,13 @@ def decide(outcome: Outcome, step: int, steps: int, tiers: Sequence[Tier], sat_i
 
 
 def failure(exc: BaseException, attempt: int, unexpected_attempts: int) -> Retry | Failed:
-    """What a handler's exception counts as: a retry while the failure is transient or
-    unexpected ones are left, else a permanent failure naming the attempts."""
+    """What a handler's exception counts as: a failure at once if it says it is permanent,
+    a retry while it is transient or unexpected ones are left, else a failure naming the
+    attempts."""
     error = type(exc).__name__
     reason = f"{error}: {exc}"
+    if is_permanent(exc):
+        return Failed(f"permanent error: {reason}", error)
     if is_transient(exc) or attempt < unexpected_attempts:
         # A throttled call says when to come back (VOD: 2-5 s).
         return Retry(reason, after=getattr(exc, "retry_after", None), error=error)

@@ -10,7 +10,7 @@ import aiohttp
 
 from consumer.redelivery.topology import Tier
 
-__all__ = ["backoff", "is_transient", "next_tier"]
+__all__ = ["backoff", "is_permanent", "is_transient", "next_tier"]
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
     TimeoutError,
@@ -23,6 +23,12 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 def is_transient(exc: BaseException) -> bool:
     """Timeouts, connection errors, and anything a client marks ``retryable``."""
     return isinstance(exc, _TRANSIENT) or getattr(exc, "retryable", False) is True
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """An exception that says no retry can help (``permanent = True``: a VOD answer such
+    as an unknown asset or an invalid parameter): dead-lettered at once."""
+    return getattr(exc, "permanent", False) is True
 
 
 def backoff(

@@ -65,6 +65,8 @@ class VodError(Exception):
 class VodPermanentError(VodError):
     """Invalid parameter, unknown or blocked asset, failed snapshot task, ..."""
 
+    permanent = True  # escaping a handler: dead-lettered at once, no attempt is retried
+
 
 class VodRetryLater(VodError):
     """The asset is still being processed; the same call can work later."""

@@ -19,6 +19,7 @@ from consumer.dispatch.decision import (
 from consumer.errors import TransientError
 from consumer.outcomes import DONE, Failed, Handover, Outcome, Retry, Skipped
 from consumer.redelivery.topology import Tier
+from consumer.vod.errors import VodPermanentError
 
 T60 = Tier(0, 60, "t.retry.1m")
 T600 = Tier(1, 600, "t.retry.10m")
@@ -103,6 +104,14 @@ class Throttled(TransientError):
     retry_after = 3.5
 
 
+class Refused(Exception):
+    permanent = True
+
+
+class Odd(Exception):
+    permanent = "yes"  # only True means it
+
+
 @pytest.mark.parametrize(
     ("exc", "attempt", "expected"),
     [
@@ -115,8 +124,28 @@ class Throttled(TransientError):
             3,
             Failed("unexpected error, 3 attempts: KeyError: 'k'", "KeyError"),
         ),
+        (Refused("no such asset"), 1, Failed("permanent error: Refused: no such asset", "Refused")),
+        (Odd("o"), 1, Retry("Odd: o", error="Odd")),
+        (
+            VodPermanentError("VOD.10062", "asset does not exist", 404),
+            1,
+            Failed(
+                "permanent error: VodPermanentError: status=404 error_code=VOD.10062 "
+                "error_msg=asset does not exist",
+                "VodPermanentError",
+            ),
+        ),
     ],
-    ids=["timeout", "marked retryable", "retry_after kept", "unexpected, attempts left", "spent"],
+    ids=[
+        "timeout",
+        "marked retryable",
+        "retry_after kept",
+        "unexpected, attempts left",
+        "spent",
+        "marked permanent",
+        "permanent only when True",
+        "VOD's permanent answers",
+    ],
 )
 def test_failure(exc: Exception, attempt: int, expected: Retry | Failed) -> None:
     assert failure(exc, attempt, unexpected_attempts=3) == expected
