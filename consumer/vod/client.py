@@ -271,12 +271,11 @@ def _retry_after(value: str | None, now: float) -> float | None:
         seconds = float(value)
     except ValueError:
         try:
-            seconds = parsedate_to_datetime(value).timestamp() - now
+            when = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
+        seconds = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - now  # "-0000": UTC too
+    return None if seconds != seconds else min(max(seconds, 0.0), _MAX_RETRY_AFTER)  # NaN: none
 
 
 def _secret(value: str | SecretStr) -> SecretStr:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -247,6 +248,26 @@ async def test_a_retry_after_date_is_read_as_seconds_from_now(vod: Vod) -> None:
 
     with pytest.raises(VodThrottled) as caught:
         await vod.client.show_asset_detail("a1")
+
+    assert caught.value.retry_after == pytest.approx(30, abs=1)
+
+
+async def test_a_retry_after_date_in_an_unknown_zone_is_read_as_utc(
+    vod: Vod, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Etc/GMT+12")  # a machine twelve hours behind UTC
+    time.tzset()
+    vod.state.add_asset("a1")
+    vod.state.quotas.queries_per_minute = 0
+    later = datetime.fromtimestamp(vod.clock.wall() + 30, UTC)
+    vod.state.faults.retry_after = format_datetime(later).replace("+0000", "-0000")
+
+    try:
+        with pytest.raises(VodThrottled) as caught:
+            await vod.client.show_asset_detail("a1")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
     assert caught.value.retry_after == pytest.approx(30, abs=1)
 
