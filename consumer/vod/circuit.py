@@ -75,18 +75,17 @@ class Circuit:
             await self._clock.sleep(self._interval)
             try:
                 await self._probe()
-            except VodError as exc:
+            except Exception as exc:
                 # A systemic answer, or none of VOD's at all (a timeout, a refused
                 # connection, a proxy's 5xx page): nothing says the key is accepted now.
                 # Closing would let the held records try it, up to 4 at once, toward the
                 # 5 failed signatures in a row that lock the key.
-                if isinstance(exc, VodSystemicError) or _unanswered(exc):
+                if isinstance(exc, VodError) and _refused_or_unanswered(exc):
                     self._log.warning(
                         "vod_circuit_probe_failed", error_code=exc.error_code, status=exc.status
                     )
                     continue
-                self._log.info("vod_circuit_probe_passed", error=type(exc).__name__)
-            except Exception as exc:  # any other answer means VOD accepted the call itself
+                # Any other answer means VOD accepted the caller.
                 self._log.info("vod_circuit_probe_passed", error=type(exc).__name__)
             self.reason = None
             self._log.warning("vod_circuit_closed", action="resuming")
@@ -94,8 +93,11 @@ class Circuit:
             return
 
 
-def _unanswered(error: VodError) -> bool:
-    """Whether VOD's gateway never judged the call: no answer, or a 5xx without a code
-    (not VOD's). A throttled call, or a coded internal error, passed authentication."""
+def _refused_or_unanswered(error: VodError) -> bool:
+    """Whether the caller was refused (systemic), or VOD's gateway never judged the call:
+    no answer, or a 5xx without a code (not VOD's). A throttled call, or a coded internal
+    error, passed authentication."""
+    if isinstance(error, VodSystemicError):
+        return True
     transient = isinstance(error, VodTransientError) and not isinstance(error, VodThrottled)
     return transient and error.error_code is None

@@ -144,10 +144,11 @@ async def test_a_probe_that_got_no_answer_from_vod_keeps_the_circuit_open(
             await c.wait_closed()
 
     assert probe.calls == 3
-    assert [(e["event"], e.get("error_code")) for e in logs[1:]] == [
-        ("vod_circuit_probe_failed", None),
-        ("vod_circuit_probe_failed", None),
-        ("vod_circuit_closed", None),
+    failed = {"event": "vod_circuit_probe_failed", "log_level": "warning", "error_code": None}
+    assert logs[1:] == [
+        {**failed, "status": no_answer.status},
+        {**failed, "status": no_answer.status},
+        {"event": "vod_circuit_closed", "log_level": "warning", "action": "resuming"},
     ]
 
 
@@ -165,11 +166,17 @@ async def test_a_probe_answered_with_an_error_not_about_the_caller_closes_the_ci
     probe = Probe([answer])
     c, _ = circuit(probe)
 
-    c.open(BAD_KEY)
-    async with asyncio.timeout(BOUND):
-        await c.wait_closed()
+    with capture_logs() as logs:
+        c.open(BAD_KEY)
+        async with asyncio.timeout(BOUND):
+            await c.wait_closed()
 
     assert probe.calls == 1
+    assert logs[1] == {
+        "event": "vod_circuit_probe_passed",
+        "log_level": "info",
+        "error": type(answer).__name__,
+    }
 
 
 async def test_stop_ends_the_probes_of_an_open_circuit() -> None:
