@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import structlog
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from consumer.config import Settings
+from consumer.config import Settings, load_settings
 from consumer.devtools.harness import FAST_GROUP, DaemonProcess, clean_env
 from consumer.dispatch.routing import Router
+from consumer.errors import ConfigError
 from consumer.handlers import Handler
 from consumer.kafka.reading import read_topic as kafka_read_topic
 from consumer.service.wiring import Parts, build
@@ -224,6 +226,22 @@ def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.Comp
         timeout=timeout,
         check=False,
     )
+
+
+#: A secret the configuration tests put in files; no refusal may echo it.
+CONFIG_SECRET = "s3cr3t-not-to-be-echoed"
+
+
+def config_refused(tmp_path: Path, text: str) -> str:
+    """The ConfigError message of a configuration file holding ``text`` (it must be one),
+    checked to echo no ``CONFIG_SECRET``."""
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert CONFIG_SECRET not in str(info.value)
+    return str(info.value)
 
 
 def write_yaml(path: Path, data: Any) -> Path:

@@ -13,20 +13,10 @@ from consumer.config import load_settings
 from consumer.dispatch.routing import routes_for
 from consumer.errors import ConfigError, HandlerNotFound
 from consumer.handlers import resolve
-
-SECRET = "s3cr3t-not-to-be-echoed"
-
+from tests.support import CONFIG_SECRET as SECRET
+from tests.support import config_refused as refused
 
 pytestmark = pytest.mark.usefixtures("config_env")
-
-
-def refused(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "c.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError) as info:
-        load_settings(path)
-    assert SECRET not in str(info.value)
-    return str(info.value)
 
 
 def test_a_file_nested_thousands_of_levels_deep_is_refused_without_recursing(
