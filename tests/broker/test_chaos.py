@@ -7,14 +7,37 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from consumer.devtools.broker import create_topic, fetch_all
-from tests.support import REPO, daemon_config, header_map, produce, start_daemon
+from consumer.devtools.broker import create_topic, fetch_all, free_port
+from tests.support import (
+    REPO,
+    Proxy,
+    committed,
+    cover_event,
+    daemon_config,
+    header_map,
+    produce,
+    start_daemon,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
+
+
+def probe(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode().strip()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode().strip()
+    except OSError:
+        return 0, "no answer"
 
 
 def tool(config: Path, *args: str) -> str:
@@ -58,3 +81,40 @@ def test_every_dead_letter_is_listed_and_replayed_once_when_written_in_batches(
     main = asyncio.run(fetch_all(bootstrap, name))
     replays = [header_map(r)["cc-replay-of"] for r in main if "cc-replay-of" in header_map(r)]
     assert sorted(replays) == sorted(f"{name}.dlq/0/{r.offset}" for r in letters)
+
+
+def test_a_record_finished_while_cut_off_keeps_the_loop_live_and_is_committed_after(
+    behind_proxy: tuple[Proxy, str], name: str, tmp_path: Path
+) -> None:
+    # Once a record finishes, a commit falls due; aiokafka retries it until the broker
+    # answers. Awaited in the loop, that froze it for the whole cut: /livez failed, and
+    # Kubernetes would restart every replica of a group cut off from its broker.
+    proxy, bootstrap = behind_proxy
+    proxy.up()
+    asyncio.run(create_topic(bootstrap, name, 1))
+    port, liveness = free_port(), 6
+    extra = {"http": {"port": port, "liveness_timeout": liveness}}
+    config = daemon_config(
+        tmp_path, bootstrap, name, name, "tests.handlers:stall_marked", extra=extra
+    )
+    daemon = start_daemon(config, tmp_path / "d.log", env={"TEST_STALL_S": "2"})
+    daemon.wait_for(daemon.joined, 60, "join")
+    values = [cover_event(f"a{i}") for i in range(5)] + [cover_event("stall")]
+    asyncio.run(produce(bootstrap, name, [(None, v, 0) for v in values]))
+    daemon.wait_for(lambda: len(daemon.outcomes()) == 5, 60, "all but the slow record")
+
+    proxy.down()
+    daemon.wait_for(lambda: len(daemon.outcomes()) == 6, 30, "the slow record, cut off")
+    answers = []
+    cut_until = time.monotonic() + 2 * liveness
+    while time.monotonic() < cut_until:
+        answers.append(probe(port, "/livez"))
+        time.sleep(0.5)
+    assert probe(port, "/readyz")[0] == 503
+    proxy.up()
+    wait_for(lambda: probe(port, "/readyz") == (200, "ok"), 30, "ready again")
+    wait_for(lambda: asyncio.run(committed(bootstrap, name, name, 1))[0] == 6, 30, "the commit")
+    code, _ = daemon.terminate()
+
+    assert [a for a in answers if a != (200, "ok")] == []
+    assert code == 0
