@@ -92,7 +92,7 @@ def test_a_record_finished_while_cut_off_keeps_the_loop_live_and_is_committed_af
     proxy, bootstrap = behind_proxy
     proxy.up()
     asyncio.run(create_topic(bootstrap, name, 1))
-    port, liveness = free_port(), 6
+    port, liveness = free_port(), 8
     extra = {"http": {"port": port, "liveness_timeout": liveness}}
     config = daemon_config(
         tmp_path, bootstrap, name, name, "tests.handlers:stall_marked", extra=extra
@@ -106,7 +106,7 @@ def test_a_record_finished_while_cut_off_keeps_the_loop_live_and_is_committed_af
     proxy.down()
     daemon.wait_for(lambda: len(daemon.outcomes()) == 6, 30, "the slow record, cut off")
     answers = []
-    cut_until = time.monotonic() + 2 * liveness
+    cut_until = time.monotonic() + 1.5 * liveness
     while time.monotonic() < cut_until:
         answers.append(probe(port, "/livez"))
         time.sleep(0.5)
