@@ -64,6 +64,7 @@ class Engine:
         hold: Hold | None = None,
         clock: Clock = SYSTEM_CLOCK,
         before_commit: Callable[[], None] = lambda: None,
+        commit_timeout: float = 30.0,
     ) -> None:
         self._source = source
         self._process = process
@@ -82,6 +83,10 @@ class Engine:
         # Outcome lines are written in batches: those of the records a commit covers must be
         # out first, or a crash right after it would lose them for good.
         self._before_commit = before_commit
+        # aiokafka retries a commit until the coordinator answers: for ever while the broker
+        # is cut off. Awaited unbounded, that froze the loop for the whole cut (no beat for
+        # /livez, no fetch, no flow control); a commit given up is tried at the next interval.
+        self._commit_timeout = commit_timeout
         # Records whose processing raised: never completed, so never committed past.
         self._stuck: list[Work] = []
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
@@ -284,15 +289,15 @@ class Engine:
             return True
         self._before_commit()
         try:
-            await self._source.commit(offsets)
-        except KafkaError as exc:
+            await asyncio.wait_for(self._source.commit(offsets), self._commit_timeout)
+        except (KafkaError, TimeoutError) as exc:
             metrics.COMMIT_FAILURES.inc()
             if self.commits_failing_since is None:
                 self.commits_failing_since = self._clock.monotonic()
             self._log.warning(
                 "commit_failed",
                 error=type(exc).__name__,
-                reason=str(exc),
+                reason=str(exc) or f"no answer within {self._commit_timeout:g}s",
                 partitions=sorted(tp.partition for tp in offsets),
             )
             return False

@@ -26,9 +26,17 @@ async def read_topic(options: dict[str, Any], topic: str) -> AsyncIterator[Any]:
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         left = {tp for tp in tps if ends[tp] > 0}
+        # ListOffsets under-counts on Tansu (the last batch's first offset + 1), which left
+        # the rest of that batch out: ``dlq replay`` never saw those dead letters. A fetch's
+        # high-water mark is the true end; taken at the first fetch only, so reading a topic
+        # that is being written still ends.
+        at_fetch: set[TopicPartition] = set()
         while left:
             batch = await consumer.getmany(*left, timeout_ms=1000)
             for tp, records in batch.items():
+                if tp not in at_fetch:
+                    at_fetch.add(tp)
+                    ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
                 for record in records:
                     if record.offset < ends[tp]:
                         yield record

@@ -175,6 +175,11 @@ def build(
         hold=hold,
         clock=clock,
         before_commit=flush,
+        # As long as the client waits for any answer, but never so long that /livez, which
+        # the loop's steps keep beating, would fail while a commit waits.
+        commit_timeout=min(
+            settings.kafka.request_timeout_ms / 1000, settings.http.liveness_timeout / 2
+        ),
     )
     work, group = None, None
     if vod is not None:

@@ -160,6 +160,7 @@ class MakeRig(Protocol):
         commit_interval: float = 1.0,
         revoke_timeout: float = BOUND,
         poll_timeout: float = 60,
+        commit_timeout: float = 30.0,
         source: FakeSource | None = None,
         prepare: Prepare = ...,
         describe: Callable[[Any], Mapping[str, Any]] = ...,
@@ -175,6 +176,7 @@ async def build_rig(
     commit_interval: float = 1.0,
     revoke_timeout: float = BOUND,
     poll_timeout: float = 60,  # never reached: steps end on data, pokes and wake-ups
+    commit_timeout: float = 30.0,
     source: FakeSource | None = None,
     prepare: Prepare = lambda record: (None, None),
     describe: Callable[[Any], Mapping[str, Any]] = lambda payload: {},
@@ -200,6 +202,7 @@ async def build_rig(
         describe=describe,
         clock=clock,
         before_commit=lambda: flushed_before.append(len(source.commits)),
+        commit_timeout=commit_timeout,
     )
     await engine.on_assigned(list(partitions))  # what a rebalance does first
     return Rig(engine, source, process, clock, logs, flushed_before)
@@ -1078,6 +1081,25 @@ async def test_shutdown_gives_a_commit_the_broker_does_not_answer_only_its_reser
                 "reason": "broker did not answer before the shutdown timeout",
             }
         ]
+
+
+@virtual_time
+async def test_a_commit_the_broker_does_not_answer_holds_a_step_only_its_timeout() -> None:
+    # aiokafka retries a commit until the coordinator answers: for ever during a cut.
+    async with rig_for(source=SilentBroker([TP0]), commit_timeout=0.5) as rig:
+        rig.add("a")
+        await rig.step()
+        await rig.process.wait_finished((0, 0))
+        rig.clock.advance(1)
+        began = now()
+
+        await rig.empty_step()
+
+        assert elapsed_since(began) == pytest.approx(0.5)
+        [failure] = rig.events("commit_failed")
+        assert (failure["error"], failure["reason"]) == ("TimeoutError", "no answer within 0.5s")
+        assert rig.engine.commits_failing_since == rig.clock.now  # readiness reads it
+        assert rig.engine.committed() == {TP0: None}
 
 
 async def test_a_cancelled_error_raised_by_processing_itself_is_a_stuck_record_not_a_lost_worker(
