@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -226,6 +228,33 @@ def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.Comp
         timeout=timeout,
         check=False,
     )
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """Status and text of ``GET path`` on a local port (``(0, "no answer")`` if none came):
+    the probes and endpoints of a daemon or an ingest process."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode().strip()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode().strip()
+    except OSError:
+        return 0, "no answer"
+
+
+def operator_report(config: Path, *args: str, tz: str = "UTC") -> str:
+    """What ``cover-consumer *args --config config`` reports (it must succeed) in time zone
+    ``tz``: its plain lines, aiokafka's JSON lines left out."""
+    result = subprocess.run(
+        [sys.executable, "-m", "consumer", *args, "--config", str(config)],
+        cwd=REPO,
+        env={**os.environ, "TZ": tz},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return "\n".join(line for line in result.stdout.splitlines() if not line.startswith("{"))
 
 
 #: A secret the configuration tests put in files; no refusal may echo it.

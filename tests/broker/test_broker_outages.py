@@ -4,22 +4,18 @@ ready), tells the truth on /readyz, and picks up where it was once the broker is
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from consumer.devtools.broker import create_topic, free_port
-from tests.support import Proxy, cover_event, daemon_config, produce, start_daemon, wait_for
-
-
-def probe(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode().strip()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode().strip()
-    except OSError:
-        return 0, "no answer"
+from tests.support import (
+    Proxy,
+    cover_event,
+    daemon_config,
+    http_get,
+    produce,
+    start_daemon,
+    wait_for,
+)
 
 
 def test_a_broker_down_at_start_is_waited_for_alive_not_ready_then_consumed(
@@ -32,13 +28,13 @@ def test_a_broker_down_at_start_is_waited_for_alive_not_ready_then_consumed(
     daemon = start_daemon(config, tmp_path / "d.log")
     daemon.wait_for(lambda: len(daemon.events("broker_unavailable")) >= 2, 30, "two tries")
 
-    assert probe(port, "/livez") == (200, "starting")
-    assert probe(port, "/readyz") == (503, "not yet in the consumer group")
+    assert http_get(port, "/livez") == (200, "starting")
+    assert http_get(port, "/readyz") == (503, "not yet in the consumer group")
     proxy.up()
     asyncio.run(create_topic(bootstrap, name, 1))
     asyncio.run(produce(bootstrap, name, [(None, cover_event("a1"), 0)]))
     daemon.wait_for(lambda: len(daemon.outcomes()) == 1, 60, "the record")
-    wait_for(lambda: probe(port, "/readyz") == (200, "ok"), 15, "ready")
+    wait_for(lambda: http_get(port, "/readyz") == (200, "ok"), 15, "ready")
     code, _ = daemon.terminate()
 
     assert code == 0
@@ -70,13 +66,13 @@ def test_readyz_fails_while_the_replica_is_cut_off_and_recovers_after(
     config = daemon_config(tmp_path, bootstrap, name, name, "log", extra={"http": {"port": port}})
     daemon = start_daemon(config, tmp_path / "d.log")
     daemon.wait_for(daemon.joined, 60, "join")
-    wait_for(lambda: probe(port, "/readyz") == (200, "ok"), 15, "ready")
+    wait_for(lambda: http_get(port, "/readyz") == (200, "ok"), 15, "ready")
 
     proxy.down()
-    wait_for(lambda: probe(port, "/readyz")[0] == 503, 20, "not ready during the cut")
-    status, why = probe(port, "/readyz")
+    wait_for(lambda: http_get(port, "/readyz")[0] == 503, 20, "not ready during the cut")
+    status, why = http_get(port, "/readyz")
     assert (status, why.startswith("broker unreachable for")) == (503, True)
-    assert probe(port, "/livez")[0] == 200  # a cut is no reason to restart the pod
+    assert http_get(port, "/livez")[0] == 200  # a cut is no reason to restart the pod
     proxy.up()
-    wait_for(lambda: probe(port, "/readyz") == (200, "ok"), 30, "ready again")
+    wait_for(lambda: http_get(port, "/readyz") == (200, "ok"), 30, "ready again")
     daemon.terminate()

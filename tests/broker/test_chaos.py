@@ -4,54 +4,26 @@ outcome, every dead letter is seen by the operator tools."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from consumer.devtools.broker import create_topic, fetch_all, free_port
 from tests.support import (
-    REPO,
     Proxy,
     committed,
     cover_event,
     daemon_config,
     header_map,
+    http_get,
+    operator_report,
     produce,
     start_daemon,
     wait_for,
 )
 
 pytestmark = pytest.mark.slow
-
-
-def probe(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode().strip()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode().strip()
-    except OSError:
-        return 0, "no answer"
-
-
-def tool(config: Path, *args: str) -> str:
-    """An operator command's report (its plain lines; aiokafka's JSON lines left out)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "consumer", *args, "--config", str(config)],
-        cwd=REPO,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return "\n".join(line for line in result.stdout.splitlines() if not line.startswith("{"))
 
 
 def test_every_dead_letter_is_listed_and_replayed_once_when_written_in_batches(
@@ -71,9 +43,9 @@ def test_every_dead_letter_is_listed_and_replayed_once_when_written_in_batches(
     letters = asyncio.run(fetch_all(bootstrap, f"{name}.dlq"))
     assert len(letters) == total
 
-    listed = tool(config, "dlq", "list")
-    first = tool(config, "dlq", "replay")
-    second = tool(config, "dlq", "replay")
+    listed = operator_report(config, "dlq", "list")
+    first = operator_report(config, "dlq", "replay")
+    second = operator_report(config, "dlq", "replay")
 
     assert listed.startswith(f"{total} dead letters")
     assert first.startswith(f"{total} replayed")
@@ -108,11 +80,11 @@ def test_a_record_finished_while_cut_off_keeps_the_loop_live_and_is_committed_af
     answers = []
     cut_until = time.monotonic() + 1.5 * liveness
     while time.monotonic() < cut_until:
-        answers.append(probe(port, "/livez"))
+        answers.append(http_get(port, "/livez"))
         time.sleep(0.5)
-    assert probe(port, "/readyz")[0] == 503
+    assert http_get(port, "/readyz")[0] == 503
     proxy.up()
-    wait_for(lambda: probe(port, "/readyz") == (200, "ok"), 30, "ready again")
+    wait_for(lambda: http_get(port, "/readyz") == (200, "ok"), 30, "ready again")
     wait_for(lambda: asyncio.run(committed(bootstrap, name, name, 1))[0] == 6, 30, "the commit")
     code, _ = daemon.terminate()
 

@@ -4,10 +4,6 @@ while dead-lettering, and replaying dead letters (twice)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,12 +11,12 @@ import pytest
 
 from consumer.devtools.broker import EmbeddedBroker, create_topic, free_port
 from tests.support import (
-    REPO,
     Proxy,
     committed,
     cover_event,
     daemon_config,
     header_map,
+    operator_report,
     produce,
     read_topic,
     start_daemon,
@@ -108,15 +104,17 @@ def test_replay_republishes_dead_letters_once_however_often_it_runs(
     daemon.wait_for(lambda: len(daemon.outcomes()) == 2, 60, "both dead-lettered")
     daemon.terminate()
 
-    listed = cli(config, "dlq", "list")
+    listed = operator_report(config, "dlq", "list")
     # A time without a zone, as an operator types it, on a machine twelve hours behind UTC:
     # read as that zone's, it would lie in the future and select nothing.
     since = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S")
-    recent = cli(config, "dlq", "replay", "--since", since, "--dry-run", tz="Etc/GMT+12")
-    dry = cli(config, "dlq", "replay", "--reason", "asset_id", "--dry-run")
-    first = cli(config, "dlq", "replay", "--reason", "asset_id")
-    second = cli(config, "dlq", "replay", "--reason", "asset_id")
-    everything = cli(config, "dlq", "replay")
+    recent = operator_report(
+        config, "dlq", "replay", "--since", since, "--dry-run", tz="Etc/GMT+12"
+    )
+    dry = operator_report(config, "dlq", "replay", "--reason", "asset_id", "--dry-run")
+    first = operator_report(config, "dlq", "replay", "--reason", "asset_id")
+    second = operator_report(config, "dlq", "replay", "--reason", "asset_id")
+    everything = operator_report(config, "dlq", "replay")
 
     assert "2 dead letters" in listed
     assert "cover_info.asset_id: Field required" in listed
@@ -133,22 +131,6 @@ def test_replay_republishes_dead_letters_once_however_often_it_runs(
     assert header_map(replays[0])["cc-replay-of"].startswith(f"{name}.dlq/0/")
 
 
-def cli(config: Path, *args: str, tz: str = "UTC") -> str:
-    began = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "consumer", *args, "--config", str(config)],
-        cwd=REPO,
-        env={**os.environ, "TZ": tz},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert time.monotonic() - began < 60
-    # aiokafka's own log lines (JSON) share stdout: keep the tool's plain lines.
-    return "\n".join(line for line in result.stdout.splitlines() if not line.startswith("{"))
-
-
 def test_topics_ensure_creates_what_is_missing_and_is_idempotent(
     bootstrap: str, name: str, tmp_path: Path
 ) -> None:
@@ -156,8 +138,8 @@ def test_topics_ensure_creates_what_is_missing_and_is_idempotent(
     extra = {"topics": {"partitions": 2, "replication_factor": 1}}
     config = daemon_config(tmp_path, bootstrap, name, name, "log", extra=extra)
 
-    first = cli(config, "topics", "ensure")
-    second = cli(config, "topics", "ensure")
+    first = operator_report(config, "topics", "ensure")
+    second = operator_report(config, "topics", "ensure")
 
     wanted = [name, *(f"{name}.retry.{t}" for t in ("1m", "10m", "1h")), f"{name}.dlq"]
     wanted.append(f"{name}.dlq.replays")
