@@ -512,9 +512,9 @@ async def _ask_raw(request: bytes) -> bytes:
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(request)
-        answer = await reader.read(100)
+        # To the end: the server closes once it has answered, and it logs before answering.
+        answer = await asyncio.wait_for(reader.read(), 10)
         writer.close()
-        await asyncio.sleep(0.05)  # the server logs after answering
     finally:
         await server.close()
     logs.flush()
@@ -553,7 +553,7 @@ async def test_a_handler_that_raises_is_still_an_error_line_with_its_exception(
 ) -> None:
     setup(out, level="INFO")
 
-    answer = await _ask_raw(b"GET /fails HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = await _ask_raw(b"GET /fails HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 
     assert answer.startswith(b"HTTP/1.1 500")
     [line] = out.records()
