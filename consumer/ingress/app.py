@@ -33,7 +33,7 @@ from consumer.ingress.confirm import Confirmer, where
 from consumer.ingress.forward import Forwarder
 from consumer.ingress.limits import Gate, RateLimiter, read_within, source_of
 from consumer.ingress.mfs import check, signed_contents
-from consumer.ingress.refusal import Refused
+from consumer.ingress.refusal import Refused, refuse_unsigned_event
 from consumer.ingress.smn import SmnMessage, parse
 
 __all__ = ["TRANSPORT_HEADER", "Ingress", "make_app"]
@@ -141,7 +141,8 @@ class Ingress:
         self, request: web.Request, context: dict[str, Any], deadline: float
     ) -> web.Response:
         body = await self._body(request, deadline)
-        message = parse(_json(body), request.headers.get("X-SMN-MESSAGE-TYPE"))
+        document = _json(body)
+        message = parse(document, request.headers.get("X-SMN-MESSAGE-TYPE"))
         context.update(message_id=message.message_id[:80] or None, smn_type=message.type)
         if not message.verifiable:
             # Undocumented fields: nothing to verify against, so nothing is done with it.
@@ -154,6 +155,7 @@ class Ingress:
         if self._topics and message.topic_urn not in self._topics:
             raise Refused(403, "topic", "topic_urn is not in ingest.smn.topic_urns")
         if message.type == "Notification":
+            refuse_unsigned_event(document)
             return await self._forward(body, f"smn:{message.message_id}", context, deadline)
         if message.type == "SubscriptionConfirmation":
             return await self._confirm(message, context)
@@ -188,6 +190,7 @@ class Ingress:
             "message" in document or "event_type" in document
         ):
             raise Refused(400, "malformed", "not an MFS callback (a JSON object with a message)")
+        refuse_unsigned_event(document)
         if self._mfs_key is not None:
             contents = signed_contents(document, body)
             window = self._settings.mfs.timestamp_window

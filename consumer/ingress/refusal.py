@@ -7,7 +7,7 @@ a secret, a signature or an unsubscribe URL.
 
 from __future__ import annotations
 
-__all__ = ["Refused"]
+__all__ = ["Refused", "refuse_unsigned_event"]
 
 
 class Refused(Exception):
@@ -18,3 +18,17 @@ class Refused(Exception):
         self.status = status
         self.reason = reason
         self.detail = detail
+
+
+# What the consumer reads in place of an envelope's "message" (consumer.events.decode):
+# beside a signed message, such a field is text no signature covers.
+_READ_FIRST = ("event_type", "specversion", "events")
+
+
+def refuse_unsigned_event(document: object) -> None:
+    """An envelope is forwarded as received, and its signature (SMN's, MFS's) covers only
+    its message: refuse one carrying beside it a field the consumer would read instead."""
+    if isinstance(document, dict) and "message" in document:
+        for key in _READ_FIRST:
+            if key in document:
+                raise Refused(403, "unsigned_event", f"{key} beside the signed message")

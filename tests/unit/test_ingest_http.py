@@ -193,6 +193,19 @@ async def test_a_forged_signature_is_refused_with_403_and_one_line(client: Clien
     )
 
 
+async def test_an_event_beside_a_signed_message_is_refused_with_403(client: Client) -> None:
+    # The signature covers the message: an event added beside it would be what the
+    # consumer decodes, for an asset of the sender's choosing.
+    envelope: dict[str, Any] = client.signer.envelope('{"event_type": "coverComplete"}')
+    envelope["event_type"] = "thumbnailComplete"
+
+    status, answer = await client.smn(envelope)
+
+    assert (status, answer["error"]) == (403, "unsigned_event")
+    [line] = client.lines("notification_rejected")
+    assert (line["status"], line["reason"]) == (403, "unsigned_event")
+
+
 async def test_a_signed_message_of_another_topic_is_refused_with_403(client: Client) -> None:
     client.signer.topic_urn = "urn:smn:cn-north-4:sim:someone-elses"
 
@@ -287,6 +300,15 @@ async def test_an_mfs_callback_signed_with_another_key_is_refused_with_403(clien
     status, answer = await client.post("/mfs", body, headers)
 
     assert (status, answer["error"]) == (403, "signature")
+
+
+async def test_an_event_beside_a_signed_mfs_message_is_refused_with_403(client: Client) -> None:
+    body, headers = mfs_callback({"event_type": "coverComplete"}, MFS_KEY.encode())
+    forged = json.loads(body) | {"event_type": "thumbnailComplete"}
+
+    status, answer = await client.post("/mfs", json.dumps(forged).encode(), headers)
+
+    assert (status, answer["error"]) == (403, "unsigned_event")
 
 
 async def test_an_mfs_callback_without_authentication_is_refused_with_401(client: Client) -> None:
