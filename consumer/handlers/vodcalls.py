@@ -42,7 +42,7 @@ class AssetCalls:
     asset_id: str
     calls: list[VodCall] = field(default_factory=list)
     billed: int = 0  # snapshot tasks this call started
-    _listed: set[str] | None = None  # the asset's task ids, as last listed
+    _listed: int | None = None  # how many tasks the asset had, as last listed
 
     async def detail(self) -> AssetDetail:
         return await self.api.show_asset_detail(self.asset_id, calls=self.calls)
@@ -54,7 +54,7 @@ class AssetCalls:
         """Whether VOD lists a head-frame task (one snapshot at 0 s) on the asset: a
         regeneration was asked for before, by this event or an earlier one."""
         tasks = await self.api.list_thumbnail_tasks(self.asset_id, calls=self.calls)
-        self._listed = {task.task_id for task in tasks}
+        self._listed = len(tasks)
         return any(task.is_head_frame for task in tasks)
 
     async def start_task(self, offsets: Sequence[int], cover_position: int | None) -> TaskStart:
@@ -64,8 +64,7 @@ class AssetCalls:
         request = ProcessTaskRequest(asset_id=self.asset_id, thumbnail=thumbnail)
         before = self._listed
         if before is None:
-            listed = await self.api.list_thumbnail_tasks(self.asset_id, calls=self.calls)
-            before = {task.task_id for task in listed}
+            before = len(await self.api.list_thumbnail_tasks(self.asset_id, calls=self.calls))
         try:
             answer = await self.api.create_process_task(request, calls=self.calls)
         except VodRetryLater:
@@ -75,12 +74,12 @@ class AssetCalls:
                 raise  # refused at the gateway, before VOD: nothing was started
             # No answer, or a 5xx: a gateway that gave up waiting (504), a proxy's page
             # (502) or VOD's own internal error may each follow a task VOD did start.
+            # Told apart by number, not id: VOD may list a task without its id.
             listed = await self.api.list_thumbnail_tasks(self.asset_id, calls=self.calls)
-            new = [t.task_id for t in listed if t.task_id not in before]
-            if not new:
+            if len(listed) <= before:
                 raise  # none appeared: asking again is safe
             self.billed += 1
-            return TaskStart(started=True, task_id=new[-1])
+            return TaskStart(started=True, task_id=listed[-1].task_id)
         self.billed += 1
         return TaskStart(started=True, task_id=answer.thumbnail_task_id)
 

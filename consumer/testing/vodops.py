@@ -22,6 +22,7 @@ from consumer.testing.vodsim import QuotaGroup, SimState
 from consumer.vod.client import Category, VodCall
 from consumer.vod.errors import classify
 from consumer.vod.models import (
+    TASK_PAGE,
     AssetDetail,
     ProcessTaskRequest,
     ProcessTaskResponse,
@@ -61,12 +62,15 @@ def show_asset_detail(state: SimState, asset_id: str, categories: Sequence[str])
     return asset.detail(categories, state.clock())
 
 
-def list_thumbnail_tasks(state: SimState, asset_id: str) -> dict[str, Any]:
-    """ListThumbnailInfo: every snapshot task started on the asset, running ones too."""
+def list_thumbnail_tasks(state: SimState, asset_id: str, limit: int = 10) -> dict[str, Any]:
+    """ListThumbnailInfo: the snapshot tasks started on the asset, running ones too, a page
+    of ``limit`` (VOD's default 10) at a time; ``total`` counts them all."""
     asset = state.find_asset(asset_id) if asset_id else None
     if asset is None:
         raise SimAnswer(400, "VOD.10062", "asset does not exist")
-    return {"total": len(asset.tasks), "thumbnails": [dict(task) for task in asset.tasks]}
+    hidden = () if state.list_task_ids else ("task_id",)
+    page = [{k: v for k, v in task.items() if k not in hidden} for task in asset.tasks[:limit]]
+    return {"total": len(asset.tasks), "thumbnails": page}
 
 
 def update_cover(state: SimState, body: bytes) -> None:
@@ -147,7 +151,7 @@ class MemoryVod:
             "list_thumbnail_tasks",
             "query",
             calls,
-            lambda: list_thumbnail_tasks(self.state, asset_id),
+            lambda: list_thumbnail_tasks(self.state, asset_id, TASK_PAGE),
         )
         return ThumbnailTasks.model_validate(body).thumbnails
 

@@ -83,6 +83,8 @@ class SimState:
     task_failure_rate: float = 0.0
     #: Seconds before a new cover shows in ShowAssetDetail (VOD: 3-5 minutes).
     cover_delay: float = 0.0
+    #: Whether ListThumbnailInfo shows each task's id (every field of it is optional).
+    list_task_ids: bool = True
     faults: Faults = field(default_factory=Faults)
     quotas: Quotas = field(default_factory=Quotas)
     on_task_done: Callable[[TaskDone], Awaitable[None]] | None = None

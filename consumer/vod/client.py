@@ -26,6 +26,7 @@ from consumer.clock import SYSTEM_CLOCK, Clock
 from consumer.vod.credentials import CredentialSource, StaticCredentials
 from consumer.vod.errors import VodError, VodThrottled, VodTransientError, classify
 from consumer.vod.models import (
+    TASK_PAGE,
     AssetDetail,
     ProcessTaskRequest,
     ProcessTaskResponse,
@@ -160,7 +161,7 @@ class VodClient:
     ) -> list[ThumbnailTask]:
         """The snapshot tasks started on the asset (ListThumbnailInfo): how to tell, after a
         task request that got no answer, whether VOD started it anyway."""
-        params: dict[str, QueryValue] = {"asset_id": asset_id}
+        params: dict[str, QueryValue] = {"asset_id": asset_id, "limit": TASK_PAGE}
         body = await self._call(
             "list_thumbnail_tasks", "GET", "asset/thumbnails", params, None, calls, version="v1"
         )

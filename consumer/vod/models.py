@@ -169,7 +169,7 @@ class ThumbnailTask(_Model):
     """One snapshot task of an asset, as ListThumbnailInfo shows it (the SDK's
     QueryThumbnailInfo): VOD's record that a task was started, whatever came of it."""
 
-    task_id: str
+    task_id: str | None = None  # optional in the SDK's QueryThumbnailInfo, as all its fields
     thumbnail_para: _TaskParams | None = None
     thumbnail_count: int | None = None
 
@@ -178,6 +178,10 @@ class ThumbnailTask(_Model):
         """One snapshot at second 0 made the cover: what regeneration asks for."""
         para = self.thumbnail_para
         return para is not None and para.type == "dots" and para.dots == [0]
+
+
+#: Tasks asked for per ListThumbnailInfo page: VOD lists 10 unless told, at most 100.
+TASK_PAGE = 100
 
 
 class ThumbnailTasks(_Model):

@@ -126,6 +126,35 @@ async def test_a_task_request_whose_answer_was_lost_is_found_not_sent_again(vod:
     assert vod.notes["vod_billed_tasks"] == 1
 
 
+async def test_a_lost_task_request_is_found_past_vods_first_page_of_ten_tasks(vod: Vod) -> None:
+    # ListThumbnailInfo lists 10 tasks unless asked for more: the 13th, started by the
+    # lost request, would not be seen, and a second billed task would follow.
+    asset = vod.state.add_asset("a1")  # no snapshots: the fallback asks for some
+    old = {"status": "SUCCEED", "thumbnail_para": {"type": "sample"}}
+    asset.tasks.extend({**old, "task_id": f"old-{n}"} for n in range(12))
+    vod.state.task_delay = 30
+    vod.state.faults.lost_answer_rate = 1.0
+
+    outcome = await vod.call(fallback_cover, cover_failed("a1"))
+
+    assert outcome == Retry("requested snapshots", after=SETTINGS.snapshot_retry_after)
+    assert vod.state.count("create_process_task") == 1
+    assert len(asset.tasks) == 13
+
+
+async def test_a_lost_task_request_is_found_when_vod_lists_tasks_without_ids(vod: Vod) -> None:
+    vod.state.add_asset("a1")
+    vod.state.task_delay = 30
+    vod.state.faults.lost_answer_rate = 1.0
+    vod.state.list_task_ids = False  # every field of a listed task is optional in the SDK
+
+    outcome = await vod.call(fallback_cover, cover_failed("a1"))
+
+    assert outcome == Retry("requested snapshots", after=SETTINGS.snapshot_retry_after)
+    assert vod.state.count("create_process_task") == 1
+    assert vod.notes["snapshot_task_started"] is True
+
+
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 async def test_a_task_request_answered_by_a_gateway_error_is_looked_for_not_sent_again(
     vod: Vod, status: int

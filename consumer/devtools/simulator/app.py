@@ -68,7 +68,9 @@ async def _show_asset_detail(state: SimState, request: web.Request, _: bytes) ->
 
 
 async def _list_thumbnail_tasks(state: SimState, request: web.Request, _: bytes) -> _Result:
-    return 200, ops.list_thumbnail_tasks(state, request.query.get("asset_id", ""))
+    limit = request.query.get("limit", "10")
+    page = int(limit) if limit.isdigit() and 1 <= int(limit) <= 100 else 10
+    return 200, ops.list_thumbnail_tasks(state, request.query.get("asset_id", ""), page)
 
 
 async def _update_cover(state: SimState, _: web.Request, body: bytes) -> _Result:
