@@ -40,14 +40,22 @@ class Watchdog:
         try:
             return await call
         except asyncio.CancelledError:
-            # A cancellation the watchdog caused becomes a TimeoutError; any other propagates.
+            # A cancellation the watchdog caused becomes a TimeoutError; any other propagates
+            # (also one that came together with the watchdog's: still pending once ours is
+            # taken back).
             if task not in self._expired:
                 raise
             self._expired.discard(task)
-            task.uncancel()
+            if task.uncancel():
+                raise
             raise TimeoutError(f"handler ran past its {self.timeout:g}s limit") from None
         finally:
             deadlines.pop(task, None)  # gone already if the patrol cancelled the call
+            if task in self._expired:
+                # The handler swallowed the watchdog's cancellation: take it back, or the
+                # worker's next shutdown or revoke would read as this call's time limit.
+                self._expired.discard(task)
+                task.uncancel()
 
     async def _patrol(self) -> None:
         while self._deadlines:

@@ -56,3 +56,30 @@ async def test_a_cancellation_from_elsewhere_still_propagates() -> None:
 
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_handler_that_swallows_its_time_limit_leaves_later_cancellations_intact() -> None:
+    watchdog = Watchdog(timeout=0.02)
+
+    async def stubborn() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return "kept going"  # user code may swallow a cancellation
+        return "unreachable"
+
+    into_next = asyncio.Event()
+
+    async def worker() -> None:
+        assert await watchdog.call(stubborn()) == "kept going"
+        into_next.set()
+        await watchdog.call(asyncio.Event().wait())  # the next call: a shutdown cancels it
+
+    task = asyncio.create_task(worker())
+    await into_next.wait()
+    await asyncio.sleep(0)  # the worker is in its next call, well within its limit
+    assert task.cancelling() == 0
+    task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):  # not a TimeoutError
+        await task
