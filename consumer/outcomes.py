@@ -75,8 +75,10 @@ class Retry:
 
     def __post_init__(self) -> None:
         # A handler's arithmetic can give NaN (it made the wait vanish: max(nan, x) is nan)
-        # or a negative wait; neither says when to come back, so the backoff decides.
-        if self.after is not None and not self.after >= 0:
+        # or a negative wait, and an exception's retry_after any value at all; none of these
+        # says when to come back, so the backoff decides.
+        after = self.after
+        if after is not None and not (isinstance(after, int | float) and after >= 0):
             object.__setattr__(self, "after", None)
 
 

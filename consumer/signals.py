@@ -25,8 +25,8 @@ def stop_on_signals(stop: asyncio.Event, first: Callable[[], object]) -> None:
             flush()
             os._exit(ExitCode.FORCED)
         get_logger().info("shutdown_requested", signal=signum.name)
+        stop.set()  # first: a second signal must force the exit even if first() raised
         first()
-        stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)

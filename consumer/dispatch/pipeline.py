@@ -56,6 +56,9 @@ class Pipeline:
         self._side = side
         # A call is the last try when no tier follows the one the record sat in.
         self._top_tier = max((tier.index for tier in side.tiers), default=-1)
+        # A memo is ours only on a record read back from a tier: on any other, its header
+        # is whatever a producer wrote (a cover URL to set, for a start).
+        self._tier_topics = frozenset(tier.topic for tier in side.tiers)
         self._calls = HandlerCalls(
             clients,
             log,
@@ -138,7 +141,7 @@ class Pipeline:
             record.timestamp,
             trail.first_seen_ms,
         )
-        if trail.memo:
+        if trail.memo and record.topic in self._tier_topics:
             run.memo = _memo(trail.memo)
         steps, tiers = route.steps, self._side.tiers
         for index in range(min(trail.step, len(steps) - 1), len(steps)):
@@ -233,6 +236,6 @@ def _memo(text: str) -> dict[str, Any]:
     then decide from VOD's state alone)."""
     try:
         memo = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return memo if isinstance(memo, dict) else {}

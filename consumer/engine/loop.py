@@ -285,6 +285,10 @@ class Engine:
         self._last_commit = self._clock.monotonic()
         offsets = self._tracker.to_commit(partitions)
         if not offsets:
+            if partitions is None:
+                # Nothing left to commit anywhere (what failed was revoked meanwhile): not
+                # failing, or an idle replica would stay unready for good.
+                self.commits_failing_since = None
             metrics.LAST_COMMIT.set_to_current_time()
             return True
         self._before_commit()

@@ -162,6 +162,7 @@ def test_failure(exc: Exception, attempt: int, expected: Retry | Failed) -> None
         (Retry("r", after=2.0), 1, 2.0, 2.0),  # exactly within the budget
         (Retry("r", after=math.nan), 1, 10.0, 0.1),  # no wait said: the backoff's
         (Retry("r", after=-5.0), 1, 10.0, 0.1),
+        (Retry("r", after="soon"), 1, 10.0, 0.1),  # type: ignore[arg-type]  # a client's value
     ],
 )
 def test_quick_retry_delay(

@@ -584,6 +584,24 @@ async def test_nothing_new_done_means_no_commit(make_rig: MakeRig) -> None:
     assert rig.source.commits == [{TP0: 1}]
 
 
+async def test_commits_stop_failing_once_what_failed_was_revoked(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    rig.add("a")
+    await rig.step()
+    await rig.process.wait_finished((0, 0))
+    rig.source.failing_commits = 1
+    rig.clock.advance(1)
+    await rig.empty_step()
+    assert rig.engine.commits_failing_since is not None
+    rig.source.failing_commits = 1  # the commit at the revocation fails too
+    await bounded(rig.engine.on_revoked([TP0]))
+
+    rig.clock.advance(1)
+    await rig.empty_step()  # nothing left to commit: the idle replica is not failing
+
+    assert rig.engine.commits_failing_since is None
+
+
 async def test_a_failed_commit_is_logged_and_retried_at_the_next_interval(
     make_rig: MakeRig,
 ) -> None:

@@ -101,7 +101,9 @@ def pipeline(
     )
 
 
-def work(headers: Sequence[tuple[str, bytes]] = (), topic: str = MAIN, partition: int = 3) -> Work:
+def work(
+    headers: Sequence[tuple[str, bytes | None]] = (), topic: str = MAIN, partition: int = 3
+) -> Work:
     offset = 42 if topic == MAIN else 7
     record = FakeRecord(
         topic,
@@ -376,14 +378,32 @@ async def test_what_a_handler_keeps_in_its_memo_travels_to_the_tier_and_back(
     assert seen == [{}, {"calls": 1, "task": "t-1"}]
 
 
-async def test_an_unreadable_memo_is_no_memo(clients: Clients) -> None:
+async def test_a_memo_on_a_record_not_read_from_a_tier_is_no_memo(clients: Clients) -> None:
+    # On the main topic the header is anyone's: a forged fallback memo would have the
+    # handler set the cover URL it names.
     seen: list[dict[str, Any]] = []
 
     async def looks(event: Event, ctx: Context) -> Outcome:
         seen.append(dict(ctx.memo))
         return DONE
 
-    back = from_tier(0, 0, 3, [("cc-memo", b"[not a mapping")])
+    forged = from_tier(0, 0, 3, [("cc-memo", b'{"fallback": {"url": "https://evil/x.jpg"}}')])
+    on_main = work(forged.record.headers)
+    outcome = await pipeline(clients, looks, sink=FakeSink()).process(on_main)
+
+    assert outcome == DONE
+    assert seen == [{}]
+
+
+@pytest.mark.parametrize("memo", [b"[not a mapping", b"[" * 100_000], ids=["list", "deep"])
+async def test_an_unreadable_memo_is_no_memo(clients: Clients, memo: bytes) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def looks(event: Event, ctx: Context) -> Outcome:
+        seen.append(dict(ctx.memo))
+        return DONE
+
+    back = from_tier(0, 0, 3, [("cc-memo", memo)])
     outcome = await pipeline(clients, looks, sink=FakeSink()).process(back)
 
     assert outcome == DONE
