@@ -64,7 +64,9 @@ class Confirmer:
         """Raise :class:`Refused` (403) unless ``url`` may be fetched."""
         try:
             parts = urlsplit(url)
-            host, port = (parts.hostname or "").lower(), parts.port
+            # A URL without a port goes to its scheme's: "host:443" allows it too.
+            default = 443 if parts.scheme == "https" else 80
+            host, port = (parts.hostname or "").lower(), parts.port or default
         except ValueError:
             raise Refused(400, "malformed", "subscribe_url is not a URL") from None
         if parts.username or parts.password:

@@ -78,6 +78,7 @@ async def read_within(request: web.Request, seconds: float) -> bytes:
     try:
         return await asyncio.wait_for(request.read(), max(seconds, 0.0))
     except TimeoutError:
-        raise Refused(408, "incomplete", "body not received in time") from None
+        # 5xx: SMN drops a notification answered 4xx, and a slow network is no reason to.
+        raise Refused(503, "incomplete", "body not received in time") from None
     except ConnectionError:
         raise Refused(400, "incomplete", "connection lost before the body arrived") from None

@@ -276,7 +276,7 @@ def _retry_after(value: str | None, now: float) -> float | None:
         except (TypeError, ValueError, IndexError):
             return None
         seconds = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - now  # "-0000": UTC too
-    return None if seconds != seconds else min(max(seconds, 0.0), _MAX_RETRY_AFTER)  # NaN: none
+    return min(seconds, _MAX_RETRY_AFTER) if seconds > 0 else None  # 0, past, NaN: 2-5 s
 
 
 def _secret(value: str | SecretStr) -> SecretStr:

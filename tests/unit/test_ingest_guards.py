@@ -10,7 +10,7 @@ import json
 import pytest
 
 from consumer.devtools.simulator.notify import mfs_callback
-from consumer.ingress.confirm import host_allowed
+from consumer.ingress.confirm import Confirmer, host_allowed
 from consumer.ingress.dedup import Seen
 from consumer.ingress.limits import Gate, RateLimiter
 from consumer.ingress.mfs import check, signed_contents
@@ -173,6 +173,14 @@ HUAWEI = ("console.huaweicloud.com", "*-console.huaweicloud.com")
 )
 def test_subscribe_hosts_by_default_are_the_huawei_consoles_only(host: str, allowed: bool) -> None:
     assert host_allowed(host, 443, HUAWEI) is allowed
+
+
+def test_a_host_pattern_with_the_default_port_allows_a_url_without_one() -> None:
+    confirmer = Confirmer(None, ("console.huaweicloud.com:443",))  # type: ignore[arg-type]
+
+    confirmer.check("https://console.huaweicloud.com/smn/subscribe?token=t")
+    with pytest.raises(Refused):
+        confirmer.check("http://console.huaweicloud.com/smn/subscribe?token=t")
 
 
 def test_a_host_pattern_with_a_port_allows_that_port_only() -> None:

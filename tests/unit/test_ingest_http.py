@@ -413,10 +413,10 @@ async def test_a_body_sent_too_slowly_frees_its_place_within_the_answer_timeout(
     finally:
         writer.close()
 
-    assert status_line.startswith(b"HTTP/1.1 408")
+    assert status_line.startswith(b"HTTP/1.1 503")
     assert ingress._gate.held == 0
     [line] = client.lines("notification_rejected")
-    assert (line["status"], line["reason"]) == (408, "incomplete")
+    assert (line["status"], line["reason"]) == (503, "incomplete")
 
 
 async def test_a_sender_gone_before_its_body_arrived_is_no_internal_error(

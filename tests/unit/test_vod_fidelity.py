@@ -251,7 +251,7 @@ async def test_requested_snapshots_lie_inside_the_video(
 
 @pytest.mark.parametrize(
     ("header", "wait"),
-    [("7", 7.0), ("0.5", 0.5), ("100000", 600.0), ("junk", None), (None, None)],
+    [("7", 7.0), ("0.5", 0.5), ("100000", 600.0), ("0", None), ("junk", None), (None, None)],
 )
 async def test_a_throttled_answer_waits_what_vod_says_else_2_to_5_s(
     vod: Vod, header: str | None, wait: float | None
