@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Discriminator,
     StringConstraints,
@@ -95,8 +95,15 @@ def _absent_if_null(value: object) -> object:
 # Python validators or mutable defaults (deep-copied per instance) cost more than the parse.
 _AssetId = Annotated[str, StringConstraints(min_length=1)]
 _Upper = Annotated[str, StringConstraints(to_upper=True)]
-# VOD (and the official SDK) may write null for an empty list: read it as one.
-_Snapshots = Annotated[tuple[Snapshot, ...], BeforeValidator(lambda v: () if v is None else v)]
+# VOD (and the official SDK) may write null for an empty list: read it as one. After the
+# native parse, not before: a before-validator makes pydantic build the list in Python.
+# (Typed as the tuple it always is once validated.)
+if TYPE_CHECKING:
+    _Snapshots = tuple[Snapshot, ...]
+else:
+    _Snapshots = Annotated[
+        tuple[Snapshot, ...] | None, AfterValidator(lambda v: () if v is None else v)
+    ]
 
 
 class CoverInfo(_Model):
