@@ -28,6 +28,7 @@ from consumer.vod.gateway import GuardedVod
 from consumer.vod.models import AssetDetail
 from consumer.vod.quota import QuotaWindow
 from tests.fakes import WHOLE_QUOTA
+from tests.support import until
 
 PROJECT, AK, SK = "proj-1", "AK-GW", "the-right-secret"
 
@@ -258,10 +259,12 @@ async def test_the_circuit_stays_open_while_vod_cannot_be_reached_at_all() -> No
             await vod.show_asset_detail("a1")
         await server.stop()  # every probe now meets a refused connection
 
-        await asyncio.sleep(0.3)
+        with capture_logs() as logs:
+            await until(lambda: [e["event"] for e in logs].count("vod_circuit_probe_failed") >= 3)
         vod.circuit.stop()
 
     assert vod.circuit.is_open
+    assert "vod_circuit_closed" not in [e["event"] for e in logs]
 
 
 @pytest.mark.parametrize("spelling", ["APIG", "APIGW"])
