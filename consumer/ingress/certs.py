@@ -37,6 +37,9 @@ MAX_CERT_BYTES = 64 * 1024
 FETCH_TIMEOUT = 3.0
 KEEP_FETCHED = 24 * 3600.0
 KEEP_FAILURE = 300.0
+# Certificates (and refusals) remembered at most: the URL pattern leaves a region and 32
+# hex digits free, and a sender could otherwise grow the cache by one per request.
+MAX_CACHED = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,8 @@ class CertFetcher:
             self._log.warning(
                 "smn_certificate_refused", url=url, reason=str(exc) or type(exc).__name__
             )
+        if url not in self._cache and len(self._cache) >= MAX_CACHED:
+            del self._cache[next(iter(self._cache))]  # the oldest
         self._cache[url] = (self._clock.monotonic() + keep, key)
         return key
 

@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from consumer.devtools.simulator.notify import SmnSigner
-from consumer.ingress.certs import CertFetcher, TrustStore, load_pinned
+from consumer.ingress.certs import MAX_CACHED, CertFetcher, TrustStore, load_pinned
 from consumer.ingress.smn import parse
 
 HOST = "smn.cn-north-4.myhuaweicloud.com"
@@ -177,3 +177,16 @@ async def test_a_refused_url_is_not_fetched_again_for_a_while(smn: Smn) -> None:
     assert not await store.verify(smn.message(smn.url()))
     assert not await store.verify(smn.message(smn.url()))
     assert smn.asked == [PATH]
+
+
+async def test_forged_certificate_urls_cannot_grow_the_cache_past_its_bound(smn: Smn) -> None:
+    store = smn.store()
+    fetcher = store._fetcher
+    assert fetcher is not None
+
+    for n in range(MAX_CACHED + 10):
+        forged = f"/smn/SMN_cn-north-4_{n:032x}.pem"
+        smn.served[forged] = web.Response(status=404)
+        assert not await store.verify(smn.message(smn.url(forged)))
+
+    assert len(fetcher._cache) == MAX_CACHED
