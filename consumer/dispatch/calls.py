@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -31,17 +30,20 @@ from consumer.outcomes import Failed, Outcome, Retry
 __all__ = ["HandlerCalls", "Run"]
 
 
-@dataclass(slots=True)
 class Run:
     """One record's run through its route: what every handler call shares, and what the
-    outcome line reports."""
+    outcome line reports. (A plain class: a dataclass's default factories cost two calls
+    per record.)"""
 
-    context: dict[str, Any]  # the fields identifying the record on every line
-    notes: dict[str, Any] = field(default_factory=dict)  # what handlers annotate
-    memo: dict[str, Any] = field(default_factory=dict)  # what they keep across calls
-    handler: str | None = None
-    attempt: int = 0
-    error: BaseException | None = None
+    __slots__ = ("attempt", "context", "error", "handler", "memo", "notes")
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context  # the fields identifying the record on every line
+        self.notes: dict[str, Any] = {}  # what handlers annotate
+        self.memo: dict[str, Any] = {}  # what they keep across calls
+        self.handler: str | None = None
+        self.attempt = 0
+        self.error: BaseException | None = None
 
 
 class HandlerCalls:
@@ -75,34 +77,14 @@ class HandlerCalls:
         attempts_before: int,
         last_tier: bool,
     ) -> Outcome:
-        """Call one handler, with the quick in-process retries."""
+        """Call one handler, with the quick in-process retries (one frame for the call and
+        its retries: every record takes this path)."""
         policy, clock = self._retry, self._clock
         deadline = clock.monotonic() + policy.quick_budget
-        quick = 0
+        seconds = self._durations(step.name)
+        quick = 1
         while True:
-            quick += 1
             run.attempt = attempts_before + quick
-            last_try = last_tier and quick == policy.quick_attempts
-            outcome = await self._call_once(step, event, meta, run, last_try)
-            if not isinstance(outcome, Retry):
-                return outcome
-            delay = quick_retry_delay(
-                outcome,
-                quick,
-                policy.quick_attempts,
-                policy.quick_base_delay,
-                policy.quick_max_delay,
-                deadline - clock.monotonic(),
-                self._rng,
-            )
-            if delay is None:
-                return outcome
-            await clock.sleep(delay)
-
-    async def _call_once(
-        self, step: Step, event: Event, meta: RecordMeta, run: Run, last_try: bool
-    ) -> Outcome:
-        while True:
             ctx = Context(
                 self._log,
                 run.context,
@@ -110,12 +92,12 @@ class HandlerCalls:
                 self._clients,
                 run.notes,
                 run.attempt,
-                last_try,
+                last_tier and quick == policy.quick_attempts,
                 step.name,
                 run.memo,
-                self._clock,
+                clock,
             )
-            began = self._clock.monotonic()
+            began = clock.monotonic()
             try:
                 # A handler past its time is cancelled: a TimeoutError, so a transient failure.
                 outcome = await self._watchdog.call(step.handler(event, ctx))
@@ -130,12 +112,26 @@ class HandlerCalls:
                     # is not charged an attempt, and is called again once VOD is healthy.
                     await self._hold.until_clear(Reason.CIRCUIT)
                     continue
-                return failure(exc, run.attempt, self._retry.unexpected_attempts)
+                outcome = failure(exc, run.attempt, policy.unexpected_attempts)
             finally:
-                self._durations(step.name).observe(self._clock.monotonic() - began)
-            if not isinstance(outcome, Outcome):  # user code may return anything
-                return Failed(f"handler returned {type(outcome).__name__}, not an outcome")
-            return outcome
+                seconds.observe(clock.monotonic() - began)
+            if not isinstance(outcome, Retry):
+                if not isinstance(outcome, Outcome):  # user code may return anything
+                    return Failed(f"handler returned {type(outcome).__name__}, not an outcome")
+                return outcome
+            delay = quick_retry_delay(
+                outcome,
+                quick,
+                policy.quick_attempts,
+                policy.quick_base_delay,
+                policy.quick_max_delay,
+                deadline - clock.monotonic(),
+                self._rng,
+            )
+            if delay is None:
+                return outcome
+            await clock.sleep(delay)
+            quick += 1
 
     def _durations(self, handler: str) -> Any:
         child = self._handler_seconds.get(handler)

@@ -58,12 +58,15 @@ class DeadLetter:
 
 Decision = Settle | NextHandler | ToTier | DeadLetter
 
+# Built once: ``A | B`` written in the call makes a new union object on every record.
+_FINAL = Done | Skipped
+
 
 def decide(outcome: Outcome, step: int, steps: int, tiers: Sequence[Tier], sat_in: int) -> Decision:
     """The record's next move after handler ``step`` (0-based, of ``steps``) answered
     ``outcome``; ``sat_in`` is the tier the record came back from (-1: none)."""
     last = step + 1 >= steps
-    if isinstance(outcome, Done | Skipped):
+    if isinstance(outcome, _FINAL):
         return Settle(outcome)
     if isinstance(outcome, Handover):
         if last:

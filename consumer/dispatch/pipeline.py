@@ -23,10 +23,9 @@ from consumer.config.sections import RetrySettings
 from consumer.dispatch.calls import HandlerCalls, Run
 from consumer.dispatch.decision import DeadLetter, NextHandler, Settle, ToTier, decide
 from consumer.dispatch.intake import describe
-from consumer.dispatch.routing import Route, Router
+from consumer.dispatch.routing import Router
 from consumer.engine.work import Work
 from consumer.errors import IgnoredRecord, RecordError
-from consumer.events import Event
 from consumer.handlers import Clients, RecordMeta
 from consumer.hold import Hold
 from consumer.outcomes import DeadLettered, RecordOutcome, Retried, Skipped
@@ -70,18 +69,27 @@ class Pipeline:
         )
         self._clock = clock
         self._tracer = tracer if tracer is not None else Tracer(enabled=False)
+        self._tracing = self._tracer.active  # read per record: an attribute, not a property
         # One metrics child per (outcome, handler, topic), resolved once: the few
         # combinations need no labels() call per record.
         self._processed: dict[tuple[str, str | None, str], Any] = {}
-        #: When a record last reached its outcome (epoch seconds; a gauge reads it on scrape).
-        self.last_outcome_at = 0.0
+        # When a record last reached its outcome (monotonic: no wall-clock call per record).
+        self._last_outcome: float | None = None
+
+    @property
+    def last_outcome_at(self) -> float:
+        """When a record last reached its outcome (epoch seconds, 0 before the first; a
+        gauge reads it on scrape)."""
+        if self._last_outcome is None:
+            return 0.0
+        return self._clock.wall() - (self._clock.monotonic() - self._last_outcome)
 
     async def process(self, work: Work) -> RecordOutcome:
         started = self._clock.monotonic()
         record = work.record
-        run = Run({**work.coordinates(), **describe(work.payload), **trace_fields(record.headers)})
+        run = Run(_context(work))
         try:
-            if self._tracer.active:
+            if self._tracing:
                 with self._tracer.record(
                     record.headers,
                     topic=record.topic,
@@ -111,13 +119,15 @@ class Pipeline:
         return outcome
 
     async def _outcome(self, work: Work, run: Run) -> RecordOutcome:
+        """The payload's route, run handler by handler as ``decide`` says (one frame for
+        both: this is the path every record takes)."""
         record, payload = work.record, work.payload
         trail = Trail.of(
             record.topic, record.partition, record.offset, record.timestamp, record.headers
         )
-        if isinstance(payload, IgnoredRecord):
-            return Skipped(payload.reason)
         if isinstance(payload, RecordError):
+            if isinstance(payload, IgnoredRecord):
+                return Skipped(payload.reason)
             # Not JSON or not an event: no retry can help; the DLQ keeps the bytes.
             error = type(payload).__name__
             return await self._side.dead_letter(record, trail, payload.reason, error, None, 0)
@@ -127,12 +137,6 @@ class Pipeline:
                 f"no route for event_type={payload.event_type} status={payload.status} "
                 f"cover_type={payload.cover_type}"
             )
-        return await self._run_route(route, payload, work, trail, run)
-
-    async def _run_route(
-        self, route: Route, event: Event, work: Work, trail: Trail, run: Run
-    ) -> RecordOutcome:
-        record = work.record
         meta = RecordMeta(
             record.topic,
             record.partition,
@@ -151,17 +155,17 @@ class Pipeline:
             sat_in = trail.tier if resumed else -1  # the tier this record came back from
             outcome = await self._calls.call(
                 step,
-                event,
+                payload,
                 meta,
                 run,
                 trail.attempt if resumed else 0,
                 last_tier=sat_in >= self._top_tier,
             )
             decision = decide(outcome, index, len(steps), tiers, sat_in)
-            if isinstance(decision, NextHandler):
-                continue
             if isinstance(decision, Settle):
                 return decision.outcome
+            if isinstance(decision, NextHandler):
+                continue
             if isinstance(decision, ToTier):
                 return await self._side.retry(
                     record,
@@ -183,23 +187,21 @@ class Pipeline:
             record, trail, decision.reason, decision.error, run.handler, run.attempt
         )
 
-    def _count(self, outcome: str, handler: str | None, topic: str) -> None:
-        child = self._processed.get((outcome, handler, topic))
-        if child is None:
-            child = metrics.RECORDS_PROCESSED.labels(outcome, handler or "none", topic)
-            self._processed[(outcome, handler, topic)] = child
-        child.inc()
-        self.last_outcome_at = self._clock.wall()
-
     def _log_outcome(self, outcome: RecordOutcome, run: Run, started: float) -> None:
-        self._count(outcome.kind, run.handler, run.context["topic"])
+        kind, handler, topic = outcome.kind, run.handler, run.context["topic"]
+        child = self._processed.get((kind, handler, topic))
+        if child is None:
+            child = metrics.RECORDS_PROCESSED.labels(kind, handler or "none", topic)
+            self._processed[(kind, handler, topic)] = child
+        child.inc()
+        self._last_outcome = now = self._clock.monotonic()
         # Handler notes first: the record's context and outcome must win over a same-named note.
         # (A union and item stores build this dict at two thirds of a literal's cost.)
         fields = run.notes | run.context
-        fields["outcome"] = outcome.kind
-        fields["handler"] = run.handler
+        fields["outcome"] = kind
+        fields["handler"] = handler
         fields["attempt"] = run.attempt
-        fields["duration_ms"] = round((self._clock.monotonic() - started) * 1000, 3)
+        fields["duration_ms"] = round((now - started) * 1000, 3)
         fields["reason"] = outcome.reason
         if isinstance(outcome, DeadLettered):
             fields["error"] = outcome.error
@@ -211,6 +213,16 @@ class Pipeline:
             fields["retry_topic"] = outcome.topic
             fields["due"] = round(outcome.due, 3)
         _write(self._log.info, fields)
+
+
+def _context(work: Work) -> dict[str, Any]:
+    """The fields on every line about the record: where it is, what event, its trace ids.
+    (Built in place: merging the dicts of three calls cost a twentieth of the pipeline.)"""
+    context = work.coordinates()
+    context.update(describe(work.payload))
+    if work.record.headers:  # most records have none
+        context.update(trace_fields(work.record.headers))
+    return context
 
 
 # The logger call's own argument names: a note so named (or one not named by text) makes

@@ -256,12 +256,7 @@ class Engine:
             )
             self.hold.set(Reason.STUCK, f"{work.tp.topic}/{work.tp.partition}@{work.record.offset}")
             return
-        self._complete(work)
-
-    def _fields(self, work: Work) -> dict[str, Any]:
-        return {**work.coordinates(), **self._describe(work.payload)}
-
-    def _complete(self, work: Work) -> None:
+        # Complete (inline: every record passes here).
         was_full = self._in_flight >= self._settings.max_in_flight
         self._in_flight -= 1
         work.offsets.complete(work.record.offset)
@@ -273,6 +268,9 @@ class Engine:
             self._wake.set()
         if self._progress is not None:
             self._progress.set()
+
+    def _fields(self, work: Work) -> dict[str, Any]:
+        return {**work.coordinates(), **self._describe(work.payload)}
 
     # -- commits -----------------------------------------------------------------------
 

@@ -115,7 +115,7 @@ class Trail(NamedTuple):
         cls, topic: str, partition: int, offset: int, timestamp_ms: int, headers: Headers | None
     ) -> Trail:
         """Read from headers when the record carries them (a retry), else start afresh."""
-        if header(headers, ORIGIN_TOPIC) is None:
+        if not headers or header(headers, ORIGIN_TOPIC) is None:
             return cls(topic, partition, offset, timestamp_ms)
         return cls(
             origin_topic=header(headers, ORIGIN_TOPIC) or topic,

@@ -489,3 +489,20 @@ async def test_cancelling_the_processing_task_itself_still_cancels_it(clients: C
 
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 1)
+
+
+async def test_the_last_outcome_time_is_the_wall_clock_time_the_record_reached_it(
+    clients: Clients,
+) -> None:
+    clock = ManualClock(now=50.0, wall_start=1_700_000_000.0)
+    side = side_topics(FakeSink())
+    routes = [RouteSpec(match=MatchSpec(event_type="coverComplete"), handlers=["done"])]
+    router = Router.from_specs(routes, resolve_handler=HANDLERS.__getitem__)
+    pipe = Pipeline(router, clients, structlog.get_logger(), side, RetrySettings(), clock=clock)
+    assert pipe.last_outcome_at == 0.0  # none yet
+
+    clock.advance(10)
+    await pipe.process(work(cover_event("a1")))
+    clock.advance(30)  # read on a later scrape
+
+    assert pipe.last_outcome_at == 1_700_000_010.0
