@@ -81,7 +81,8 @@ class HandlerCalls:
         its retries: every record takes this path)."""
         policy, clock = self._retry, self._clock
         deadline = clock.monotonic() + policy.quick_budget
-        seconds = self._durations(step.name)
+        # (A child is never falsy; the lookup inline, as every call makes it.)
+        seconds = self._handler_seconds.get(step.name) or self._durations(step.name)
         quick = 1
         while True:
             run.attempt = attempts_before + quick
@@ -134,9 +135,7 @@ class HandlerCalls:
             quick += 1
 
     def _durations(self, handler: str) -> Any:
-        child = self._handler_seconds.get(handler)
-        if child is None:
-            child = self._handler_seconds[handler] = metrics.HANDLER_SECONDS.labels(handler)
+        child = self._handler_seconds[handler] = metrics.HANDLER_SECONDS.labels(handler)
         return child
 
 

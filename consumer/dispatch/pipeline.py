@@ -53,11 +53,14 @@ class Pipeline:
         self._router = router
         self._log = log
         self._side = side
+        self._tiers = side.tiers
+        # Every final outcome feeds the dead-letter guard's window.
+        self._guard = side.guard
         # A call is the last try when no tier follows the one the record sat in.
-        self._top_tier = max((tier.index for tier in side.tiers), default=-1)
+        self._top_tier = max((tier.index for tier in self._tiers), default=-1)
         # A memo is ours only on a record read back from a tier: on any other, its header
         # is whatever a producer wrote (a cover URL to set, for a start).
-        self._tier_topics = frozenset(tier.topic for tier in side.tiers)
+        self._tier_topics = frozenset(tier.topic for tier in self._tiers)
         self._calls = HandlerCalls(
             clients,
             log,
@@ -114,7 +117,7 @@ class Pipeline:
                 run.handler,
                 run.attempt,
             )
-        self._side.observe(outcome)
+        self._guard.observe(isinstance(outcome, DeadLettered))
         self._log_outcome(outcome, run, started)
         return outcome
 
@@ -147,7 +150,7 @@ class Pipeline:
         )
         if trail.memo and record.topic in self._tier_topics:
             run.memo = _memo(trail.memo)
-        steps, tiers = route.steps, self._side.tiers
+        steps, tiers = route.steps, self._tiers
         for index in range(min(trail.step, len(steps) - 1), len(steps)):
             resumed = index == trail.step
             step = steps[index]

@@ -223,7 +223,8 @@ class Engine:
             for record in records:
                 state.add(record.offset)
                 self._in_flight += 1
-                work = Work(record, tp, state, *prepare(record))
+                key, payload = prepare(record)
+                work = Work(record, tp, state, key, payload)
                 submit(work.key, work)
 
     def _due_prefix(self, tp: TopicPartition, records: Sequence[Record]) -> int:

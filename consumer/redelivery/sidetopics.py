@@ -26,7 +26,7 @@ from consumer.errors import IgnoredRecord, InvalidRecord, RecordError, Transient
 from consumer.kafka.sink import RecordTooLarge, Sink
 from consumer.kafka.source import Record
 from consumer.logs import scrub
-from consumer.outcomes import DeadLettered, RecordOutcome, Retried
+from consumer.outcomes import DeadLettered, Retried
 from consumer.redelivery import headers as h
 from consumer.redelivery.guard import DeadLetterGuard
 from consumer.redelivery.headers import Trail
@@ -65,7 +65,8 @@ class SideTopics:
     ) -> None:
         self._sink = sink
         self._topology = topology
-        self._guard = guard
+        #: Fed every final outcome by the pipeline; admits (or refuses) each dead letter.
+        self.guard = guard
         self._group = group.encode()
         self._host = socket.gethostname().encode()
         self._clock = clock
@@ -73,10 +74,6 @@ class SideTopics:
     @property
     def tiers(self) -> tuple[Tier, ...]:
         return self._topology.tiers
-
-    def observe(self, outcome: RecordOutcome) -> None:
-        """Every final outcome feeds the dead-letter guard's window."""
-        self._guard.observe(isinstance(outcome, DeadLettered))
 
     async def retry(
         self,
@@ -124,7 +121,7 @@ class SideTopics:
         handler: str | None,
         attempts: int,
     ) -> DeadLettered:
-        await self._guard.admit()
+        await self.guard.admit()
         reason = scrub(reason)
 
         def history(why: str) -> Headers:
