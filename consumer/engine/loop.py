@@ -26,7 +26,7 @@ from consumer.engine.work import Prepare, Work
 from consumer.hold import Hold, Reason
 from consumer.kafka.source import Record, Source, TopicPartition
 
-__all__ = ["Engine", "Limits"]
+__all__ = ["DueTimes", "Engine", "Limits"]
 
 
 class Limits(Protocol):
@@ -46,8 +46,17 @@ class Limits(Protocol):
     def fetch_max_records(self) -> int: ...
 
 
+#: ``topic -> record -> due time``: how to read when a topic's records are due (epoch
+#: seconds, None: now), or None when the topic's records are always due at once.
+DueTimes = Callable[[str], Callable[[Record], float | None] | None]
+
+
 def _undecided(record: Record) -> tuple[None, None]:
     return None, None
+
+
+def _always_due(topic: str) -> None:
+    return None
 
 
 class Engine:
@@ -59,7 +68,7 @@ class Engine:
         log: structlog.typing.FilteringBoundLogger,
         *,
         prepare: Prepare = _undecided,
-        due: Callable[[Record], float | None] = lambda _: None,
+        due: DueTimes = _always_due,
         describe: Callable[[Any], Mapping[str, Any]] = lambda _: {},
         hold: Hold | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -74,7 +83,8 @@ class Engine:
         self._describe = describe
         self._clock = clock
         # A record of a retry tier is due at a wall-clock time (``due``); its partition is
-        # held, unfetched, until then: due order is log order in a tier.
+        # held, unfetched, until then: due order is log order in a tier. Asked per topic, so
+        # the main topic's records are not each asked.
         self._due = due
         self._held: dict[TopicPartition, float] = {}
         # While anything holds the daemon (guard, VOD circuit, shutdown), nothing is fetched.
@@ -213,7 +223,8 @@ class Engine:
             room = min(cap - state.window, self._settings.max_in_flight - self._in_flight)
             # Only records within room may hold the partition: one cut off by a cap is
             # fetched again anyway, and holding on it would delay due records before it.
-            room = min(room, self._due_prefix(tp, records[: max(room, 0)]))
+            if (due := self._due(tp.topic)) is not None:
+                room = min(room, self._due_prefix(tp, due, records[: max(room, 0)]))
             if room < len(records):
                 # Exact bounds: hand the excess back to the broker position, fetch it later.
                 self._source.seek(tp, records[max(room, 0)].offset)
@@ -227,13 +238,15 @@ class Engine:
                 work = Work(record, tp, state, key, payload)
                 submit(work.key, work)
 
-    def _due_prefix(self, tp: TopicPartition, records: Sequence[Record]) -> int:
+    def _due_prefix(
+        self, tp: TopicPartition, due: Callable[[Record], float | None], records: Sequence[Record]
+    ) -> int:
         """How many leading records are due; hold the partition until the first that is not."""
         now = self._clock.wall()
         for index, record in enumerate(records):
-            due = self._due(record)
-            if due is not None and due > now:
-                self._held[tp] = due
+            at = due(record)
+            if at is not None and at > now:
+                self._held[tp] = at
                 return index
         return len(records)
 

@@ -5,7 +5,7 @@ is shared by all: the guard and the circuit set it, flow control and readiness r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import aiohttp
@@ -156,12 +156,17 @@ def build(
         tracer=tracer,
     )
 
-    def due(record: Record) -> float | None:
-        delay = tier_delays.get(record.topic)
+    def due(topic: str) -> Callable[[Record], float | None] | None:
+        delay = tier_delays.get(topic)
         if delay is None:
-            return None
-        # Written at its timestamp, due a tier's delay later at most, whatever it says.
-        return due_at(record.headers, latest=record.timestamp / 1000 + delay)
+            return None  # not a tier: due at once
+        tier_delay: float = delay
+
+        def due_time(record: Record) -> float | None:
+            # Written at its timestamp, due a tier's delay later at most, whatever it says.
+            return due_at(record.headers, latest=record.timestamp / 1000 + tier_delay)
+
+        return due_time
 
     source = KafkaSource(AIOKafkaConsumer(**consumer_options(settings.kafka)), topology.consumed)
     engine = Engine(

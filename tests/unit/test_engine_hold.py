@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 import pytest
@@ -56,8 +56,9 @@ class Processor:
             await bounded(self._changed.wait())
 
 
-def due(record: Record) -> float | None:
-    return due_at(record.headers) if record.topic == TIER.topic else None
+def due(topic: str) -> Callable[[Record], float | None] | None:
+    """The tier's records are due when their header says; others at once."""
+    return (lambda record: due_at(record.headers)) if topic == TIER.topic else None
 
 
 @dataclasses.dataclass
