@@ -129,6 +129,23 @@ async def test_items_that_do_not_block_run_back_to_back_on_one_worker() -> None:
     assert done == list(range(100))
 
 
+async def test_a_lone_key_is_run_by_one_worker_that_wakes_no_other() -> None:
+    ran = asyncio.Event()
+
+    async def run(item: int) -> None:
+        ran.set()
+
+    scheduler = KeyedScheduler(run, workers=64)
+    tasks_before = len(asyncio.all_tasks())
+    scheduler.submit("a", 0)
+    async with asyncio.timeout(1):
+        await ran.wait()
+    await asyncio.sleep(0)
+
+    # No key was left waiting: no help was called for, so no second worker exists.
+    assert len(asyncio.all_tasks()) - tasks_before == 1
+
+
 async def test_a_key_is_forgotten_when_its_queue_is_empty() -> None:
     runs = Runs()
     scheduler = KeyedScheduler(runs, workers=8)
