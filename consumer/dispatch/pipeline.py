@@ -76,16 +76,10 @@ class Pipeline:
         # One metrics child per (outcome, handler, topic), resolved once: the few
         # combinations need no labels() call per record.
         self._processed: dict[tuple[str, str | None, str], Any] = {}
-        # When a record last reached its outcome (monotonic: no wall-clock call per record).
-        self._last_outcome: float | None = None
-
-    @property
-    def last_outcome_at(self) -> float:
-        """When a record last reached its outcome (epoch seconds, 0 before the first; a
-        gauge reads it on scrape)."""
-        if self._last_outcome is None:
-            return 0.0
-        return self._clock.wall() - (self._clock.monotonic() - self._last_outcome)
+        #: When a record last reached its outcome (epoch seconds; a gauge reads it on scrape).
+        #: Read off the wall clock then, not derived later: a clock step or a suspended host
+        #: must not make a stalled replica look as if it had just finished a record.
+        self.last_outcome_at = 0.0
 
     async def process(self, work: Work) -> RecordOutcome:
         started = self._clock.monotonic()
@@ -197,7 +191,8 @@ class Pipeline:
             child = metrics.RECORDS_PROCESSED.labels(kind, handler or "none", topic)
             self._processed[(kind, handler, topic)] = child
         child.inc()
-        self._last_outcome = now = self._clock.monotonic()
+        now = self._clock.monotonic()
+        self.last_outcome_at = self._clock.wall()
         # Handler notes first: the record's context and outcome must win over a same-named note.
         # (A union and item stores build this dict at two thirds of a literal's cost.)
         fields = run.notes | run.context
