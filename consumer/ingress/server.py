@@ -105,6 +105,14 @@ def _started(
         smn_confirm_hosts=list(ingest.smn.confirm_hosts),
         mfs_authenticated=ingest.mfs.key is not None,
     )
+    if not ingest.smn.topic_urns:
+        # Any cloud tenant can have SMN sign a notification of its own topic, then post it
+        # here: the signature proves SMN sent it, only the topic says it is ours.
+        log.warning(
+            "smn_any_topic",
+            action="POST /smn takes a signed notification of any SMN topic, anyone's; set "
+            "ingest.smn.topic_urns to your VOD notification topic's URN",
+        )
     if ingest.mfs.key is None:
         log.warning(
             "mfs_unauthenticated",
