@@ -250,9 +250,14 @@ def test_three_daemons_drain_an_even_spread_at_the_whole_write_quota(
 
     assert drain.writes == 120
     assert drain.throttled == 0
-    assert drain.most_in_a_window <= WRITES
+    # While all three drain, together they use the whole quota, never more.
+    assert drain.most_in_a_window == WRITES
     assert all(handled == 40 for handled in drain.handled_by)  # each its 2 partitions
-    assert drain.of_quota >= 0.9
+    # Over the whole drain, less: as one daemon finishes, the others' shares grow only
+    # after a full window (the rule that keeps the group under the quota while shares
+    # change), so the tail loses a window or so. Measured 0.75-0.92 on 2 cores; a share
+    # stuck at a third would drain at 0.33.
+    assert drain.of_quota >= 0.7
 
 
 @pytest.mark.slow
