@@ -42,7 +42,7 @@ class AssetCalls:
     asset_id: str
     calls: list[VodCall] = field(default_factory=list)
     billed: int = 0  # snapshot tasks this call started
-    _listed: int | None = None  # how many tasks the asset had, as last listed
+    _listed: int | None = None  # how many tasks the asset had, as last listed (total)
 
     async def detail(self) -> AssetDetail:
         return await self.api.show_asset_detail(self.asset_id, calls=self.calls)
@@ -54,8 +54,8 @@ class AssetCalls:
         """Whether VOD lists a head-frame task (one snapshot at 0 s) on the asset: a
         regeneration was asked for before, by this event or an earlier one."""
         tasks = await self.api.list_thumbnail_tasks(self.asset_id, calls=self.calls)
-        self._listed = len(tasks)
-        return any(task.is_head_frame for task in tasks)
+        self._listed = tasks.total
+        return any(task.is_head_frame for task in tasks.thumbnails)
 
     async def start_task(self, offsets: Sequence[int], cover_position: int | None) -> TaskStart:
         """Ask for snapshots at ``offsets`` (seconds); the one at ``cover_position``
@@ -64,7 +64,7 @@ class AssetCalls:
         request = ProcessTaskRequest(asset_id=self.asset_id, thumbnail=thumbnail)
         before = self._listed
         if before is None:
-            before = len(await self.api.list_thumbnail_tasks(self.asset_id, calls=self.calls))
+            before = (await self.api.list_thumbnail_tasks(self.asset_id, calls=self.calls)).total
         try:
             answer = await self.api.create_process_task(request, calls=self.calls)
         except VodRetryLater:
@@ -74,12 +74,14 @@ class AssetCalls:
                 raise  # refused at the gateway, before VOD: nothing was started
             # No answer, or a 5xx: a gateway that gave up waiting (504), a proxy's page
             # (502) or VOD's own internal error may each follow a task VOD did start.
-            # Told apart by number, not id: VOD may list a task without its id.
+            # Told apart by VOD's total, not by id (VOD may list a task without one) nor by
+            # the page (it holds 100 at most): the new task need not even be on it.
             listed = await self.api.list_thumbnail_tasks(self.asset_id, calls=self.calls)
-            if len(listed) <= before:
+            if listed.total <= before:
                 raise  # none appeared: asking again is safe
             self.billed += 1
-            return TaskStart(started=True, task_id=listed[-1].task_id)
+            whole = len(listed.thumbnails) >= listed.total  # then the newest is the last
+            return TaskStart(started=True, task_id=listed.thumbnails[-1].task_id if whole else None)
         self.billed += 1
         return TaskStart(started=True, task_id=answer.thumbnail_task_id)
 

@@ -26,7 +26,6 @@ from consumer.vod.models import (
     AssetDetail,
     ProcessTaskRequest,
     ProcessTaskResponse,
-    ThumbnailTask,
     ThumbnailTasks,
 )
 
@@ -146,14 +145,14 @@ class MemoryVod:
 
     async def list_thumbnail_tasks(
         self, asset_id: str, *, calls: list[VodCall] | None = None
-    ) -> list[ThumbnailTask]:
+    ) -> ThumbnailTasks:
         body = self._answer(
             "list_thumbnail_tasks",
             "query",
             calls,
             lambda: list_thumbnail_tasks(self.state, asset_id, TASK_PAGE),
         )
-        return ThumbnailTasks.model_validate(body).thumbnails
+        return ThumbnailTasks.model_validate(body)
 
     async def update_cover(self, thumbnail_url: str, *, calls: list[VodCall] | None = None) -> None:
         payload = json.dumps({"thumbnailUrl": thumbnail_url.strip()}).encode()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from consumer.vod.client import Category, VodCall
-from consumer.vod.models import AssetDetail, ProcessTaskRequest, ProcessTaskResponse, ThumbnailTask
+from consumer.vod.models import AssetDetail, ProcessTaskRequest, ProcessTaskResponse, ThumbnailTasks
 
 __all__ = ["VodApi"]
 
@@ -30,4 +30,4 @@ class VodApi(Protocol):
 
     async def list_thumbnail_tasks(
         self, asset_id: str, *, calls: list[VodCall] | None = None
-    ) -> list[ThumbnailTask]: ...
+    ) -> ThumbnailTasks: ...

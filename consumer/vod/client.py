@@ -30,7 +30,6 @@ from consumer.vod.models import (
     AssetDetail,
     ProcessTaskRequest,
     ProcessTaskResponse,
-    ThumbnailTask,
     ThumbnailTasks,
     UpdateCoverRequest,
 )
@@ -158,14 +157,15 @@ class VodClient:
 
     async def list_thumbnail_tasks(
         self, asset_id: str, *, calls: list[VodCall] | None = None
-    ) -> list[ThumbnailTask]:
-        """The snapshot tasks started on the asset (ListThumbnailInfo): how to tell, after a
-        task request that got no answer, whether VOD started it anyway."""
+    ) -> ThumbnailTasks:
+        """The snapshot tasks started on the asset (ListThumbnailInfo; its first page, and
+        the total of them all): how to tell, after a task request that got no answer,
+        whether VOD started it anyway."""
         params: dict[str, QueryValue] = {"asset_id": asset_id, "limit": TASK_PAGE}
         body = await self._call(
             "list_thumbnail_tasks", "GET", "asset/thumbnails", params, None, calls, version="v1"
         )
-        return _parse(ThumbnailTasks, body).thumbnails
+        return _parse(ThumbnailTasks, body)
 
     async def _call(
         self,

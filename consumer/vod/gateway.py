@@ -25,7 +25,7 @@ from consumer.vod.models import (
     AssetDetail,
     ProcessTaskRequest,
     ProcessTaskResponse,
-    ThumbnailTask,
+    ThumbnailTasks,
 )
 from consumer.vod.quota import Ask, QuotaWindow
 
@@ -97,7 +97,7 @@ class GuardedVod:
 
     async def list_thumbnail_tasks(
         self, asset_id: str, *, calls: list[VodCall] | None = None
-    ) -> list[ThumbnailTask]:
+    ) -> ThumbnailTasks:
         return await self._guarded(
             "list_thumbnail_tasks",
             self.queries,

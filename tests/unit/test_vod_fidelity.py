@@ -142,6 +142,25 @@ async def test_a_lost_task_request_is_found_past_vods_first_page_of_ten_tasks(vo
     assert len(asset.tasks) == 13
 
 
+async def test_a_lost_task_request_is_found_on_an_asset_with_more_tasks_than_a_page(
+    vod: Vod,
+) -> None:
+    # A page holds at most 100 tasks: past that, only ListThumbnailInfo's total tells
+    # that one more was started.
+    asset = vod.state.add_asset("a1")
+    old = {"status": "SUCCEED", "thumbnail_para": {"type": "sample"}}
+    asset.tasks.extend({**old, "task_id": f"old-{n}"} for n in range(120))
+    vod.state.task_delay = 30
+    vod.state.faults.lost_answer_rate = 1.0
+
+    outcome = await vod.call(fallback_cover, cover_failed("a1"))
+
+    assert outcome == Retry("requested snapshots", after=SETTINGS.snapshot_retry_after)
+    assert vod.state.count("create_process_task") == 1
+    assert len(asset.tasks) == 121
+    assert vod.notes["snapshot_task_started"] is True
+
+
 async def test_a_lost_task_request_is_found_when_vod_lists_tasks_without_ids(vod: Vod) -> None:
     vod.state.add_asset("a1")
     vod.state.task_delay = 30
