@@ -81,8 +81,9 @@ class HandlerCalls:
         its retries: every record takes this path)."""
         policy, clock = self._retry, self._clock
         deadline = clock.monotonic() + policy.quick_budget
-        # (A child is never falsy; the lookup inline, as every call makes it.)
-        seconds = self._handler_seconds.get(step.name) or self._durations(step.name)
+        seconds = self._handler_seconds.get(step.name)
+        if seconds is None:
+            seconds = self._durations(step.name)
         quick = 1
         while True:
             run.attempt = attempts_before + quick

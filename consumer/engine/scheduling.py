@@ -94,7 +94,7 @@ class KeyedScheduler(Generic[T]):
             self._waking = False
             while self._ready:
                 key = self._ready.popleft()
-                if self._ready and not self._waking:  # (tested here: a call per key saved)
+                if self._ready and not self._waking:  # (checked here too: saves a call per key)
                     self._wake_one()  # help is on its way should this key's handler block
                 queue = self._queues[key]
                 while queue:

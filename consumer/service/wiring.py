@@ -123,7 +123,8 @@ def build(
     clock: Clock = SYSTEM_CLOCK,
 ) -> Parts:
     topology = Topology.from_settings(settings)
-    tier_delays = {tier.topic: tier.delay for tier in topology.tiers}
+    # Only a tier's records have due times: the engine asks per topic (None: due at once).
+    due_times = {tier.topic: _due_time(tier.delay) for tier in topology.tiers}
     hold = Hold()
     _export(hold)
     hold.on_change(lambda: _export(hold))
@@ -156,18 +157,6 @@ def build(
         tracer=tracer,
     )
 
-    def due(topic: str) -> Callable[[Record], float | None] | None:
-        delay = tier_delays.get(topic)
-        if delay is None:
-            return None  # not a tier: due at once
-        tier_delay: float = delay
-
-        def due_time(record: Record) -> float | None:
-            # Written at its timestamp, due a tier's delay later at most, whatever it says.
-            return due_at(record.headers, latest=record.timestamp / 1000 + tier_delay)
-
-        return due_time
-
     source = KafkaSource(AIOKafkaConsumer(**consumer_options(settings.kafka)), topology.consumed)
     engine = Engine(
         source,
@@ -175,7 +164,7 @@ def build(
         settings.consumer,
         log,
         prepare=prepare,
-        due=due,
+        due=due_times.get,
         describe=describe,
         hold=hold,
         clock=clock,
@@ -195,6 +184,14 @@ def build(
     return Parts(
         engine, pipeline, source, sink, guard, vod, hold, topology.main, vod_http, work, group
     )
+
+
+def _due_time(delay: float) -> Callable[[Record], float | None]:
+    def due_time(record: Record) -> float | None:
+        # Written at its timestamp, due a tier's delay later at most, whatever it says.
+        return due_at(record.headers, latest=record.timestamp / 1000 + delay)
+
+    return due_time
 
 
 def reading_period(window: float) -> float:
